@@ -1,0 +1,107 @@
+// The backend port: what a storage engine provides so that the shared query evaluation,
+// streams and projections can run on it. Memory, SQLite and PostgreSQL implement it.
+// Users normally do not call a Backend directly; they use factstr::Store.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "factstr/json.hpp"
+#include "factstr/query.hpp"
+#include "factstr/types.hpp"
+
+namespace factstr {
+
+// A validated event, ready to be written.
+struct PreparedEvent {
+    std::string event_type;
+    json::PreparedPayload payload;
+};
+
+// Validates a batch: not empty, every event type non-empty, every payload valid JSON.
+// Throws InvalidInput naming the event (by index) that is wrong.
+std::vector<PreparedEvent> prepare_events(std::vector<NewEvent>&& events);
+
+// One committed append as seen by a reader: the facts of that append that matched the
+// reader's filter (never empty) and the last sequence number of the whole append.
+struct CommittedBatch {
+    SequenceNumber last_sequence_number = 0;
+    std::vector<EventRecord> records;
+};
+
+struct BatchPage {
+    std::vector<CommittedBatch> batches;
+    // Every fact up to here was examined; a reader may move its position here even when
+    // no batch matched.
+    SequenceNumber scanned_through = 0;
+};
+
+class Backend {
+public:
+    virtual ~Backend() = default;
+
+    // A description for messages, e.g. "sqlite:/tmp/facts.db". Never contains a password.
+    virtual std::string describe() const = 0;
+
+    // Commits all events as one batch with one consecutive range, or nothing.
+    virtual AppendResult append(std::vector<PreparedEvent>&& events) = 0;
+    // Commits only when the highest sequence number matching `context` equals `expected`;
+    // the check and the write are one atomic step.
+    virtual AppendIfResult append_if(std::vector<PreparedEvent>&& events,
+                                     const CompiledQuery& context,
+                                     std::optional<SequenceNumber> expected) = 0;
+    virtual QueryResult query(const CompiledQuery& query) = 0;
+
+    // Committed batches with facts after `after`, oldest first, each reduced to the facts
+    // matching `filter`; batches with no matching fact are left out. Stops once about
+    // `max_facts` facts were collected, never inside a batch.
+    virtual BatchPage read_batches(SequenceNumber after, const CompiledQuery& filter,
+                                   std::size_t max_facts) = 0;
+
+    // The highest committed sequence number (0 for an empty log).
+    virtual SequenceNumber head() = 0;
+
+    // Durable cursors. save_cursor never moves a cursor backwards.
+    virtual std::optional<SequenceNumber> load_cursor(std::string_view name) = 0;
+    virtual void save_cursor(std::string_view name, SequenceNumber position,
+                             std::string_view query_json) = 0;
+    virtual std::vector<DurableCursorInfo> cursors() = 0;
+
+    // Commits made by other processes on the same storage become visible through polling.
+    // Zero: no other process can write (memory).
+    virtual std::chrono::milliseconds external_poll_interval() const { return {}; }
+    // Returns the head when other writers may have committed since the last call. Cheap.
+    virtual std::optional<SequenceNumber> poll_external_commits() { return std::nullopt; }
+
+    // The commit signal: `listener` is called with the new head after every commit made
+    // through this object. Set once, before the first append.
+    void set_commit_listener(std::function<void(SequenceNumber)> listener) {
+        commit_listener_ = std::move(listener);
+    }
+
+protected:
+    void notify_committed(SequenceNumber head) const {
+        if (commit_listener_) commit_listener_(head);
+    }
+
+private:
+    std::function<void(SequenceNumber)> commit_listener_;
+};
+
+// Opens the backend named by a URL: "memory:", "sqlite:PATH" (options as URL query),
+// "postgres://…" or a libpq connection string. Throws InvalidInput(unsupported_url) for an
+// unknown scheme, StoreError when the store cannot be opened.
+std::unique_ptr<Backend> open_backend(std::string_view url);
+
+std::unique_ptr<Backend> make_memory_backend();
+
+// Bytes a memory backend holds for facts and indexes; 0 for other backends.
+std::size_t memory_backend_bytes(const Backend& backend);
+
+}  // namespace factstr

@@ -1,0 +1,82 @@
+// JSON handling shared by every backend: payload validation and compaction, the payload
+// predicate (recursive subset match, written once), index keys of top-level scalars, and a
+// few writers for JSON output.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "factstr/types.hpp"
+
+namespace simdjson::dom {
+class element;
+}
+
+namespace factstr::json {
+
+// A parsed JSON value, used for predicates (small, built once per query).
+class Value {
+public:
+    enum class Kind : std::uint8_t { null, boolean, int64, uint64, number, string, array, object };
+
+    Kind kind = Kind::null;
+    bool boolean = false;
+    std::int64_t int64 = 0;
+    std::uint64_t uint64 = 0;
+    double number = 0;
+    std::string string;
+    std::vector<Value> items;                             // array elements
+    std::vector<std::pair<std::string, Value>> members;   // object members, in text order
+
+    // Parses JSON text. Throws InvalidInput(invalid_json) naming `what` on bad input.
+    static Value parse(std::string_view text, std::string_view what);
+    static Value from_element(const simdjson::dom::element& element);
+};
+
+// Compact JSON text of a value (numbers in shortest round-trip form).
+std::string to_json(const Value& value);
+
+// True when `predicate` is a recursive subset of `payload` (DESIGN.md §1): scalars equal
+// (numbers by numeric value, so 1 equals 1.0), objects match when every predicate key
+// matches the payload's value at that key, arrays match when every predicate element
+// matches some payload element (order-free, extra payload elements allowed).
+bool subset_match(const Value& predicate, const simdjson::dom::element& payload);
+
+// Stable 64-bit hash of a top-level (key, scalar value) pair, equal for equal values
+// (1 and 1.0 hash alike). Stored in persistent indexes: never change the algorithm
+// without a schema version bump.
+std::uint64_t index_key(std::string_view key, const simdjson::dom::element& scalar);
+std::uint64_t index_key(std::string_view key, const Value& scalar);
+bool is_indexable_scalar(const Value& value);
+
+// A payload after validation: compact JSON text plus the index keys of its top-level
+// scalar members (at most one per member).
+struct PreparedPayload {
+    std::string compact;
+    std::vector<std::uint64_t> index_keys;
+};
+
+// Validates `text` with simdjson and compacts it. Throws InvalidInput(invalid_json) with
+// `what` (e.g. "payload of event 3") in the message.
+PreparedPayload prepare_payload(std::string text, std::string_view what);
+
+// Parses `compact` payload text (already validated) with a per-thread parser. The element is
+// valid until the next call on the same thread.
+simdjson::dom::element parse_stored(std::string_view compact);
+
+// Appends `text` as a JSON string literal (quoted, escaped) to `out`.
+void append_quoted(std::string& out, std::string_view text);
+
+// RFC 3339 UTC with microseconds, e.g. 2026-11-23T22:26:32.123456Z.
+std::string format_rfc3339(Timestamp at);
+// Parses RFC 3339 (any offset, fraction up to nanoseconds). Throws InvalidInput.
+Timestamp parse_rfc3339(std::string_view text);
+
+// An EventRecord as one compact JSON object with sequence_number, occurred_at,
+// event_type and payload.
+std::string record_to_json(const EventRecord& record);
+
+}  // namespace factstr::json

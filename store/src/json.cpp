@@ -1,0 +1,428 @@
+#include "factstr/json.hpp"
+
+#include <simdjson.h>
+#include <xxhash.h>
+
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <ctime>
+#include <limits>
+
+#include "factstr/errors.hpp"
+
+namespace factstr::json {
+namespace {
+
+using simdjson::dom::element;
+using simdjson::dom::element_type;
+
+// Separate parsers: one for input being validated, one for stored payloads being matched, so
+// that a stored payload element stays valid while an input is parsed on the same thread.
+simdjson::dom::parser& input_parser() {
+    thread_local simdjson::dom::parser parser;
+    return parser;
+}
+
+simdjson::dom::parser& stored_parser() {
+    thread_local simdjson::dom::parser parser;
+    return parser;
+}
+
+[[noreturn]] void throw_invalid_json(std::string_view what, simdjson::error_code error) {
+    throw InvalidInput(ErrorCode::invalid_json, std::string(what) + " is not valid JSON: " +
+                                                    simdjson::error_message(error));
+}
+
+element parse_input(std::string_view text, std::string_view what) {
+    element root;
+    auto error = input_parser().parse(text.data(), text.size(), true).get(root);
+    if (error) throw_invalid_json(what, error);
+    return root;
+}
+
+// Doubles that hold an integer in int64 range compare (and hash) as that integer, so that
+// 1 and 1.0 are one value.
+bool double_as_int64(double d, std::int64_t& out) {
+    if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0)) return false;
+    if (std::trunc(d) != d) return false;
+    out = static_cast<std::int64_t>(d);
+    return true;
+}
+
+struct Number {
+    enum class Kind { int64, uint64, number } kind;
+    std::int64_t i = 0;
+    std::uint64_t u = 0;
+    double d = 0;
+};
+
+Number canonical(Number n) {
+    if (n.kind == Number::Kind::number) {
+        std::int64_t i;
+        if (double_as_int64(n.d, i)) return {Number::Kind::int64, i, 0, 0};
+    } else if (n.kind == Number::Kind::uint64 &&
+               n.u <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+        return {Number::Kind::int64, static_cast<std::int64_t>(n.u), 0, 0};
+    } else if (n.kind == Number::Kind::uint64) {
+        // Beyond int64: compared and hashed through double, like JSON numbers at large.
+        return {Number::Kind::number, 0, 0, static_cast<double>(n.u)};
+    }
+    return n;
+}
+
+bool numbers_equal(Number a, Number b) {
+    a = canonical(a);
+    b = canonical(b);
+    if (a.kind != b.kind) return false;
+    return a.kind == Number::Kind::int64 ? a.i == b.i : a.d == b.d;
+}
+
+bool number_of(const element& e, Number& out) {
+    switch (e.type()) {
+        case element_type::INT64: out = {Number::Kind::int64, int64_t(e), 0, 0}; return true;
+        case element_type::UINT64: out = {Number::Kind::uint64, 0, uint64_t(e), 0}; return true;
+        case element_type::DOUBLE: out = {Number::Kind::number, 0, 0, double(e)}; return true;
+        default: return false;
+    }
+}
+
+bool number_of(const Value& v, Number& out) {
+    switch (v.kind) {
+        case Value::Kind::int64: out = {Number::Kind::int64, v.int64, 0, 0}; return true;
+        case Value::Kind::uint64: out = {Number::Kind::uint64, 0, v.uint64, 0}; return true;
+        case Value::Kind::number: out = {Number::Kind::number, 0, 0, v.number}; return true;
+        default: return false;
+    }
+}
+
+// The bytes hashed for a scalar: a tag and a canonical value.
+void hash_input_number(std::string& buf, Number n) {
+    n = canonical(n);
+    if (n.kind == Number::Kind::int64) {
+        buf.push_back('i');
+        buf.append(reinterpret_cast<const char*>(&n.i), sizeof n.i);
+    } else {
+        buf.push_back('d');
+        buf.append(reinterpret_cast<const char*>(&n.d), sizeof n.d);
+    }
+}
+
+std::uint64_t finish_hash(const std::string& buf) { return XXH3_64bits(buf.data(), buf.size()); }
+
+std::string& hash_buffer(std::string_view key) {
+    thread_local std::string buf;
+    buf.assign(key);
+    buf.push_back('\0');
+    return buf;
+}
+
+}  // namespace
+
+Value Value::from_element(const element& e) {
+    Value v;
+    switch (e.type()) {
+        case element_type::NULL_VALUE: v.kind = Kind::null; break;
+        case element_type::BOOL: v.kind = Kind::boolean; v.boolean = bool(e); break;
+        case element_type::INT64: v.kind = Kind::int64; v.int64 = int64_t(e); break;
+        case element_type::UINT64: v.kind = Kind::uint64; v.uint64 = uint64_t(e); break;
+        case element_type::DOUBLE: v.kind = Kind::number; v.number = double(e); break;
+        case element_type::STRING: v.kind = Kind::string; v.string = std::string_view(e); break;
+        case element_type::ARRAY:
+            v.kind = Kind::array;
+            for (element item : simdjson::dom::array(e)) v.items.push_back(from_element(item));
+            break;
+        case element_type::OBJECT:
+            v.kind = Kind::object;
+            for (auto field : simdjson::dom::object(e))
+                v.members.emplace_back(std::string(field.key), from_element(field.value));
+            break;
+    }
+    return v;
+}
+
+Value Value::parse(std::string_view text, std::string_view what) {
+    return from_element(parse_input(text, what));
+}
+
+bool subset_match(const Value& predicate, const element& payload) {
+    switch (predicate.kind) {
+        case Value::Kind::null: return payload.is_null();
+        case Value::Kind::boolean:
+            return payload.type() == element_type::BOOL && bool(payload) == predicate.boolean;
+        case Value::Kind::string:
+            return payload.type() == element_type::STRING &&
+                   std::string_view(payload) == predicate.string;
+        case Value::Kind::int64:
+        case Value::Kind::uint64:
+        case Value::Kind::number: {
+            Number a, b;
+            return number_of(predicate, a) && number_of(payload, b) && numbers_equal(a, b);
+        }
+        case Value::Kind::object: {
+            if (payload.type() != element_type::OBJECT) return false;
+            simdjson::dom::object object(payload);
+            for (const auto& [key, expected] : predicate.members) {
+                element actual;
+                if (object.at_key(key).get(actual)) return false;
+                if (!subset_match(expected, actual)) return false;
+            }
+            return true;
+        }
+        case Value::Kind::array: {
+            if (payload.type() != element_type::ARRAY) return false;
+            simdjson::dom::array array(payload);
+            for (const Value& expected : predicate.items) {
+                bool found = false;
+                for (element actual : array) {
+                    if (subset_match(expected, actual)) {
+                        found = true;
+                        break;
+                    }
+                }
+                if (!found) return false;
+            }
+            return true;
+        }
+    }
+    return false;
+}
+
+bool is_indexable_scalar(const Value& value) {
+    return value.kind != Value::Kind::array && value.kind != Value::Kind::object;
+}
+
+std::uint64_t index_key(std::string_view key, const element& scalar) {
+    std::string& buf = hash_buffer(key);
+    Number n;
+    switch (scalar.type()) {
+        case element_type::NULL_VALUE: buf.push_back('n'); break;
+        case element_type::BOOL: buf.push_back(bool(scalar) ? 't' : 'f'); break;
+        case element_type::STRING:
+            buf.push_back('s');
+            buf.append(std::string_view(scalar));
+            break;
+        default:
+            number_of(scalar, n);
+            hash_input_number(buf, n);
+            break;
+    }
+    return finish_hash(buf);
+}
+
+std::uint64_t index_key(std::string_view key, const Value& scalar) {
+    std::string& buf = hash_buffer(key);
+    Number n;
+    switch (scalar.kind) {
+        case Value::Kind::null: buf.push_back('n'); break;
+        case Value::Kind::boolean: buf.push_back(scalar.boolean ? 't' : 'f'); break;
+        case Value::Kind::string:
+            buf.push_back('s');
+            buf.append(scalar.string);
+            break;
+        default:
+            number_of(scalar, n);
+            hash_input_number(buf, n);
+            break;
+    }
+    return finish_hash(buf);
+}
+
+PreparedPayload prepare_payload(std::string text, std::string_view what) {
+    element root = parse_input(text, what);
+    PreparedPayload prepared;
+    if (root.type() == element_type::OBJECT) {
+        simdjson::dom::object object(root);
+        prepared.index_keys.reserve(object.size());
+        for (auto field : object) {
+            auto type = field.value.type();
+            if (type == element_type::OBJECT || type == element_type::ARRAY) continue;
+            prepared.index_keys.push_back(index_key(field.key, field.value));
+        }
+    }
+    // Compact in place; the common case (already compact) changes nothing.
+    std::size_t compact_length = 0;
+    std::string compact(text.size(), '\0');
+    if (simdjson::minify(text.data(), text.size(), compact.data(), compact_length) ==
+            simdjson::SUCCESS &&
+        compact_length != text.size()) {
+        compact.resize(compact_length);
+        prepared.compact = std::move(compact);
+    } else {
+        prepared.compact = std::move(text);
+    }
+    return prepared;
+}
+
+element parse_stored(std::string_view compact) {
+    element root;
+    auto error = stored_parser().parse(compact.data(), compact.size(), true).get(root);
+    if (error)
+        throw StoreError(ErrorCode::corrupt_database,
+                         std::string("a stored payload is not valid JSON: ") +
+                             simdjson::error_message(error));
+    return root;
+}
+
+void append_quoted(std::string& out, std::string_view text) {
+    static constexpr char hex[] = "0123456789abcdef";
+    out.push_back('"');
+    for (char c : text) {
+        switch (c) {
+            case '"': out += "\\\""; break;
+            case '\\': out += "\\\\"; break;
+            case '\n': out += "\\n"; break;
+            case '\r': out += "\\r"; break;
+            case '\t': out += "\\t"; break;
+            case '\b': out += "\\b"; break;
+            case '\f': out += "\\f"; break;
+            default:
+                if (static_cast<unsigned char>(c) < 0x20) {
+                    out += "\\u00";
+                    out.push_back(hex[(c >> 4) & 0xf]);
+                    out.push_back(hex[c & 0xf]);
+                } else {
+                    out.push_back(c);
+                }
+        }
+    }
+    out.push_back('"');
+}
+
+std::string format_rfc3339(Timestamp at) {
+    auto micros = at.time_since_epoch().count();
+    std::time_t seconds = static_cast<std::time_t>(micros / 1000000);
+    long fraction = static_cast<long>(micros % 1000000);
+    if (fraction < 0) {
+        fraction += 1000000;
+        --seconds;
+    }
+    std::tm tm{};
+    gmtime_r(&seconds, &tm);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, fraction);
+    return buf;
+}
+
+Timestamp parse_rfc3339(std::string_view text) {
+    auto fail = [&]() -> Timestamp {
+        throw InvalidInput(ErrorCode::invalid_argument,
+                           "not an RFC 3339 timestamp: '" + std::string(text) + "'");
+    };
+    auto digits = [&](std::size_t at, std::size_t count, int& out) {
+        if (at + count > text.size()) return false;
+        out = 0;
+        for (std::size_t i = at; i < at + count; ++i) {
+            if (text[i] < '0' || text[i] > '9') return false;
+            out = out * 10 + (text[i] - '0');
+        }
+        return true;
+    };
+    int year, month, day, hour, minute, second;
+    if (!digits(0, 4, year) || text.size() < 19 || text[4] != '-' || !digits(5, 2, month) ||
+        text[7] != '-' || !digits(8, 2, day) || (text[10] != 'T' && text[10] != 't' &&
+                                                 text[10] != ' ') ||
+        !digits(11, 2, hour) || text[13] != ':' || !digits(14, 2, minute) || text[16] != ':' ||
+        !digits(17, 2, second))
+        return fail();
+    if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 ||
+        second > 60)
+        return fail();
+    std::size_t at = 19;
+    long micros = 0;
+    if (at < text.size() && text[at] == '.') {
+        ++at;
+        int count = 0;
+        while (at < text.size() && text[at] >= '0' && text[at] <= '9') {
+            if (count < 6) micros = micros * 10 + (text[at] - '0');
+            ++count;
+            ++at;
+        }
+        if (count == 0) return fail();
+        for (int i = count; i < 6; ++i) micros *= 10;
+    }
+    long offset_seconds = 0;
+    if (at < text.size() && (text[at] == 'Z' || text[at] == 'z')) {
+        ++at;
+    } else if (at < text.size() && (text[at] == '+' || text[at] == '-')) {
+        int oh, om;
+        if (!digits(at + 1, 2, oh) || at + 3 >= text.size() || text[at + 3] != ':' ||
+            !digits(at + 4, 2, om))
+            return fail();
+        offset_seconds = (oh * 3600L + om * 60L) * (text[at] == '-' ? -1 : 1);
+        at += 6;
+    } else {
+        return fail();
+    }
+    if (at != text.size()) return fail();
+    using namespace std::chrono;
+    auto date = year_month_day{std::chrono::year(year), std::chrono::month(unsigned(month)),
+                               std::chrono::day(unsigned(day))};
+    if (!date.ok()) return fail();
+    auto t = sys_days(date) + hours(hour) + minutes(minute) + seconds(second) -
+             std::chrono::seconds(offset_seconds);
+    return time_point_cast<microseconds>(t) + microseconds(micros);
+}
+
+std::string record_to_json(const EventRecord& record) {
+    std::string out;
+    out.reserve(record.payload.size() + record.event_type.size() + 96);
+    out += "{\"sequence_number\":";
+    out += std::to_string(record.sequence_number);
+    out += ",\"occurred_at\":\"";
+    out += format_rfc3339(record.occurred_at);
+    out += "\",\"event_type\":";
+    append_quoted(out, record.event_type);
+    out += ",\"payload\":";
+    out += record.payload;
+    out += '}';
+    return out;
+}
+
+}  // namespace factstr::json
+
+namespace factstr::json {
+namespace {
+void write_value(std::string& out, const Value& v) {
+    char buf[32];
+    switch (v.kind) {
+        case Value::Kind::null: out += "null"; break;
+        case Value::Kind::boolean: out += v.boolean ? "true" : "false"; break;
+        case Value::Kind::int64: out += std::to_string(v.int64); break;
+        case Value::Kind::uint64: out += std::to_string(v.uint64); break;
+        case Value::Kind::number: {
+            auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v.number);
+            (void)ec;
+            out.append(buf, end);
+            break;
+        }
+        case Value::Kind::string: append_quoted(out, v.string); break;
+        case Value::Kind::array:
+            out.push_back('[');
+            for (std::size_t i = 0; i < v.items.size(); ++i) {
+                if (i) out.push_back(',');
+                write_value(out, v.items[i]);
+            }
+            out.push_back(']');
+            break;
+        case Value::Kind::object:
+            out.push_back('{');
+            for (std::size_t i = 0; i < v.members.size(); ++i) {
+                if (i) out.push_back(',');
+                append_quoted(out, v.members[i].first);
+                out.push_back(':');
+                write_value(out, v.members[i].second);
+            }
+            out.push_back('}');
+            break;
+    }
+}
+}  // namespace
+
+std::string to_json(const Value& value) {
+    std::string out;
+    write_value(out, value);
+    return out;
+}
+}  // namespace factstr::json

@@ -1,0 +1,9 @@
+// The one header a user includes.
+#pragma once
+
+#include "factstr/backend.hpp"
+#include "factstr/errors.hpp"
+#include "factstr/json.hpp"
+#include "factstr/query.hpp"
+#include "factstr/store.hpp"
+#include "factstr/types.hpp"

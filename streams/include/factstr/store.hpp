@@ -1,0 +1,175 @@
+// factstr::Store — the log a program works with: append, query, append_if, and live and
+// durable streams over any backend (memory, SQLite, PostgreSQL).
+#pragma once
+
+#include <concepts>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+#include "factstr/backend.hpp"
+#include "factstr/errors.hpp"
+#include "factstr/types.hpp"
+
+namespace factstr {
+
+namespace detail {
+struct SubscriptionState;
+class StreamHub;
+}  // namespace detail
+
+using Batch = std::vector<EventRecord>;
+
+// Reports the end of an asynchronous handler's work on one batch. Call exactly once, from
+// any thread. A Completion destroyed without being called counts as a failure.
+class Completion {
+public:
+    Completion(std::shared_ptr<detail::SubscriptionState> state, SequenceNumber batch_end);
+    Completion(Completion&&) noexcept;
+    Completion& operator=(Completion&&) = delete;
+    Completion(const Completion&) = delete;
+    ~Completion();
+
+    void succeed() { finish(true, {}); }
+    void fail(std::string reason) { finish(false, std::move(reason)); }
+
+private:
+    void finish(bool success, std::string reason);
+    std::shared_ptr<detail::SubscriptionState> state_;
+    SequenceNumber batch_end_;
+};
+
+// What a stream calls with each batch. Built from a callable taking `const Batch&` and
+// returning void or bool: returning normally (or true) is success; false or an exception is
+// failure. Use StreamHandler::async for handlers that finish later.
+class StreamHandler {
+public:
+    using AsyncFn = std::function<void(const Batch&, Completion)>;
+
+    template <class F>
+        requires std::invocable<F&, const Batch&> &&
+                 (!std::same_as<std::remove_cvref_t<F>, StreamHandler>)
+    StreamHandler(F handler)  // NOLINT: implicit on purpose, so lambdas can be passed
+        : fn_([h = std::move(handler)](const Batch& batch, Completion done) mutable {
+              try {
+                  if constexpr (std::is_same_v<std::invoke_result_t<F&, const Batch&>, bool>) {
+                      if (h(batch)) {
+                          done.succeed();
+                      } else {
+                          done.fail("handler returned false");
+                      }
+                  } else {
+                      h(batch);
+                      done.succeed();
+                  }
+              } catch (const std::exception& e) {
+                  done.fail(e.what());
+              } catch (...) {
+                  done.fail("handler threw a non-standard exception");
+              }
+          }) {}
+
+    // A handler that reports success or failure through the Completion, possibly later
+    // and from another thread. The stream delivers its next batch only after that.
+    static StreamHandler async(AsyncFn fn) { return StreamHandler(std::move(fn), 0); }
+
+    const AsyncFn& fn() const { return fn_; }
+
+private:
+    StreamHandler(AsyncFn fn, int) : fn_(std::move(fn)) {}
+    AsyncFn fn_;
+};
+
+// A registered stream. Destroying the handle does NOT unsubscribe; call unsubscribe().
+class Subscription {
+public:
+    Subscription() = default;
+    explicit Subscription(std::shared_ptr<detail::SubscriptionState> state);
+
+    // Stops future deliveries. A batch already being handled finishes; for a durable stream
+    // its success still advances the cursor.
+    void unsubscribe();
+    // False after unsubscribe(), after a durable handler failure, or after the store closed.
+    bool active() const;
+    // Why a durable stream stopped (its handler failed), if it did.
+    std::optional<std::string> failure() const;
+    // The last sequence number this stream has fully handled or skipped.
+    SequenceNumber position() const;
+
+private:
+    std::shared_ptr<detail::SubscriptionState> state_;
+};
+
+struct StoreOptions {
+    // Threads that run stream handlers (started at the first subscription).
+    unsigned stream_threads = 2;
+};
+
+class Store {
+public:
+    // Takes ownership of a backend (see open_backend / make_memory_backend).
+    explicit Store(std::unique_ptr<Backend> backend, StoreOptions options = {});
+    Store(Store&&) noexcept;
+    Store& operator=(Store&&) noexcept;
+    ~Store();  // close()
+
+    // Appends the events as one batch: all or nothing, one consecutive range.
+    // Throws InvalidInput (empty batch, empty event type, invalid JSON naming the event) and
+    // writes nothing; StoreError when the backend fails.
+    AppendResult append(std::vector<NewEvent> events);
+
+    // Appends only when the context's current version (the highest sequence number matching
+    // `context_query`, ignoring its min_sequence_number) equals `expected_context_version`
+    // (nullopt = no matching fact yet). A mismatch is returned as a conflict, not thrown.
+    AppendIfResult append_if(std::vector<NewEvent> events, const EventQuery& context_query,
+                             std::optional<SequenceNumber> expected_context_version);
+
+    // Facts matching the query after its min_sequence_number, ascending, with both versions.
+    // Throws InvalidInput for a malformed query. Costs about the number of matching facts
+    // (indexed by event type and top-level payload scalars).
+    QueryResult query(const EventQuery& query) const;
+
+    // Live streams: every batch committed after registration (stream_to: its matching facts,
+    // nothing when none match), one batch at a time in commit order, on a stream thread.
+    Subscription stream_all(StreamHandler handler);
+    Subscription stream_to(const EventQuery& query, StreamHandler handler);
+
+    // Durable streams: replay the committed batches after the cursor stored under the name,
+    // then continue live, with no gap and no duplicate. The cursor advances only after the
+    // handler succeeded for a batch; a failure stops the stream and keeps the cursor.
+    // Returns when the replay (up to the head at registration) has been handled.
+    // Throws StreamError(handler_failed) when a replayed batch fails, and
+    // StreamError(stream_busy) when the name is already active in this store.
+    // Do not call these from inside a handler; use the _async forms there.
+    Subscription stream_all_durable(const DurableStream& stream, StreamHandler handler);
+    Subscription stream_to_durable(const DurableStream& stream, const EventQuery& query,
+                                   StreamHandler handler);
+    // Non-blocking registration: `done` is called once, on a stream thread, with the
+    // subscription or with the exception that the blocking form would throw.
+    using RegistrationDone = std::function<void(Subscription, std::exception_ptr)>;
+    void stream_to_durable_async(const DurableStream& stream, std::optional<EventQuery> query,
+                                 StreamHandler handler, RegistrationDone done);
+
+    // The highest committed sequence number (0 when empty).
+    SequenceNumber head() const;
+    std::vector<DurableCursorInfo> durable_cursors() const;
+    Backend& backend() const;
+
+    // Stops every stream (no handler runs after close returns) and releases the backend.
+    // Further calls throw StoreError(closed).
+    void close();
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+// Opens a store from a URL: "memory:", "sqlite:PATH", "postgres://…".
+Store open(std::string_view url, StoreOptions options = {});
+
+}  // namespace factstr

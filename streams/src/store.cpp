@@ -1,0 +1,162 @@
+#include "factstr/store.hpp"
+
+#include <future>
+
+#include "stream_hub.hpp"
+
+namespace factstr {
+
+Completion::Completion(std::shared_ptr<detail::SubscriptionState> state, SequenceNumber batch_end)
+    : state_(std::move(state)), batch_end_(batch_end) {}
+
+Completion::Completion(Completion&& other) noexcept
+    : state_(std::move(other.state_)), batch_end_(other.batch_end_) {}
+
+Completion::~Completion() {
+    if (state_) finish(false, "the handler dropped its completion without reporting");
+}
+
+void Completion::finish(bool success, std::string reason) {
+    auto state = std::move(state_);
+    if (!state) return;  // already reported
+    auto& hub = *state->hub;
+    hub.post(*state, [state, end = batch_end_, success, reason = std::move(reason)] {
+        state->finish_delivery(end, success, reason);
+    });
+}
+
+Subscription::Subscription(std::shared_ptr<detail::SubscriptionState> state)
+    : state_(std::move(state)) {}
+
+void Subscription::unsubscribe() {
+    if (!state_) return;
+    if (state_->active.exchange(false)) state_->hub->remove(*state_);
+}
+
+bool Subscription::active() const { return state_ && state_->active.load(); }
+
+std::optional<std::string> Subscription::failure() const {
+    if (!state_) return std::nullopt;
+    std::lock_guard lock(state_->failure_mutex);
+    return state_->failure;
+}
+
+SequenceNumber Subscription::position() const {
+    return state_ ? state_->visible_position.load() : 0;
+}
+
+struct Store::Impl {
+    std::unique_ptr<Backend> backend;
+    std::shared_ptr<detail::StreamHub> hub;
+
+    Backend& open_backend() const {
+        if (!backend) throw StoreError(ErrorCode::closed, "the store is closed");
+        return *backend;
+    }
+};
+
+Store::Store(std::unique_ptr<Backend> backend, StoreOptions options) : impl_(new Impl) {
+    if (!backend) throw InvalidInput(ErrorCode::invalid_argument, "Store needs a backend");
+    impl_->backend = std::move(backend);
+    impl_->hub = std::make_shared<detail::StreamHub>(*impl_->backend, options.stream_threads);
+    impl_->backend->set_commit_listener(
+        [hub = impl_->hub.get()](SequenceNumber head) { hub->committed(head); });
+}
+
+Store::Store(Store&&) noexcept = default;
+
+Store& Store::operator=(Store&& other) noexcept {
+    if (this != &other) {
+        close();
+        impl_ = std::move(other.impl_);
+    }
+    return *this;
+}
+
+Store::~Store() { close(); }
+
+void Store::close() {
+    if (!impl_ || !impl_->backend) return;
+    impl_->hub->shutdown();
+    impl_->backend.reset();
+}
+
+AppendResult Store::append(std::vector<NewEvent> events) {
+    Backend& backend = impl_->open_backend();
+    return backend.append(prepare_events(std::move(events)));
+}
+
+AppendIfResult Store::append_if(std::vector<NewEvent> events, const EventQuery& context_query,
+                                std::optional<SequenceNumber> expected_context_version) {
+    Backend& backend = impl_->open_backend();
+    auto prepared = prepare_events(std::move(events));
+    CompiledQuery context(context_query);
+    return backend.append_if(std::move(prepared), context, expected_context_version);
+}
+
+QueryResult Store::query(const EventQuery& query) const {
+    Backend& backend = impl_->open_backend();
+    return backend.query(CompiledQuery(query));
+}
+
+Subscription Store::stream_all(StreamHandler handler) {
+    impl_->open_backend();
+    return Subscription(
+        impl_->hub->add(CompiledQuery(), std::move(handler), std::nullopt, std::nullopt, nullptr));
+}
+
+Subscription Store::stream_to(const EventQuery& query, StreamHandler handler) {
+    impl_->open_backend();
+    return Subscription(impl_->hub->add(CompiledQuery(query), std::move(handler), std::nullopt,
+                                        std::nullopt, nullptr));
+}
+
+void Store::stream_to_durable_async(const DurableStream& stream, std::optional<EventQuery> query,
+                                    StreamHandler handler, RegistrationDone done) {
+    Backend& backend = impl_->open_backend();
+    if (stream.name.empty())
+        throw InvalidInput(ErrorCode::invalid_argument, "a durable stream needs a non-empty name");
+    CompiledQuery filter = query ? CompiledQuery(*query) : CompiledQuery();
+    const SequenceNumber cursor = backend.load_cursor(stream.name).value_or(0);
+    impl_->hub->add(std::move(filter), std::move(handler), stream.name, cursor, std::move(done));
+}
+
+namespace {
+// The blocking form of durable registration: waits for the replay to be handled.
+Subscription register_durable(Store& store, const DurableStream& stream,
+                              std::optional<EventQuery> query, StreamHandler handler) {
+    std::promise<Subscription> registered;
+    auto result = registered.get_future();
+    store.stream_to_durable_async(stream, std::move(query), std::move(handler),
+                                  [&registered](Subscription subscription, std::exception_ptr error) {
+                                      if (error)
+                                          registered.set_exception(error);
+                                      else
+                                          registered.set_value(std::move(subscription));
+                                  });
+    return result.get();
+}
+}  // namespace
+
+Subscription Store::stream_to_durable(const DurableStream& stream, const EventQuery& query,
+                                      StreamHandler handler) {
+    return register_durable(*this, stream, query, std::move(handler));
+}
+
+Subscription Store::stream_all_durable(const DurableStream& stream, StreamHandler handler) {
+    return register_durable(*this, stream, std::nullopt, std::move(handler));
+}
+
+SequenceNumber Store::head() const { return impl_->open_backend().head(); }
+
+std::vector<DurableCursorInfo> Store::durable_cursors() const {
+    return impl_->open_backend().cursors();
+}
+
+Backend& Store::backend() const { return impl_->open_backend(); }
+
+Store open(std::string_view url, StoreOptions options) {
+    return Store(open_backend(url), options);
+}
+
+}  // namespace factstr

@@ -1,0 +1,52 @@
+#include <catch2/catch.hpp>
+
+#include "../support/helpers.hpp"
+#include "../support/store_factory.hpp"
+
+using namespace factstr;
+using namespace factstr::testing;
+
+TEST_CASE("appends receive consecutive global ranges starting at one", "[append]") {
+    Store store = make_store();
+    AppendResult first = store.append({event("a"), event("b")});
+    CHECK(first == AppendResult{1, 2, 2});
+    AppendResult second = store.append({event("c")});
+    CHECK(second == AppendResult{3, 3, 1});
+    AppendResult third = store.append({event("d"), event("e"), event("f")});
+    CHECK(third == AppendResult{4, 6, 3});
+    CHECK(store.head() == 6);
+}
+
+TEST_CASE("an empty append is a typed error and writes nothing", "[append]") {
+    Store store = make_store();
+    try {
+        (void)store.append({});
+        FAIL("expected an error");
+    } catch (const InvalidInput& e) {
+        CHECK(e.code() == ErrorCode::empty_append);
+    }
+    CHECK(store.head() == 0);
+    CHECK(store.append({event("a")}).first_sequence_number == 1);
+}
+
+TEST_CASE("invalid payload JSON names the event and writes nothing", "[append]") {
+    Store store = make_store();
+    try {
+        (void)store.append({event("ok", R"({"a":1})"), event("bad", R"({"a":)")});
+        FAIL("expected an error");
+    } catch (const InvalidInput& e) {
+        CHECK(e.code() == ErrorCode::invalid_json);
+        CHECK_THAT(e.what(), Catch::Contains("event 1") && Catch::Contains("bad"));
+    }
+    CHECK(store.head() == 0);
+    CHECK(store.query({}).event_records.empty());
+}
+
+TEST_CASE("payloads are stored compact and read back as written", "[append]") {
+    Store store = make_store();
+    (void)store.append({event("t", "{ \"a\" : [1, 2, {\"b\": \"x y\"}] }")});
+    auto result = store.query({});
+    REQUIRE(result.event_records.size() == 1);
+    CHECK(result.event_records[0].payload == R"({"a":[1,2,{"b":"x y"}]})");
+    CHECK(result.event_records[0].event_type == "t");
+}

@@ -1,0 +1,9 @@
+#include "store_factory.hpp"
+
+namespace factstr::testing {
+
+const char* backend_name() { return "memory"; }
+Store make_store() { return Store(make_memory_backend()); }
+std::optional<Store> reopen_store() { return std::nullopt; }
+
+}  // namespace factstr::testing
