@@ -30,7 +30,10 @@ Subscription::Subscription(std::shared_ptr<detail::SubscriptionState> state)
 
 void Subscription::unsubscribe() {
     if (!state_) return;
-    if (state_->active.exchange(false)) state_->hub->remove(*state_);
+    if (!state_->active.exchange(false)) return;
+    state_->hub->remove(*state_);
+    // Progress made since the last page end is written now, on the stream's strand.
+    state_->hub->post(*state_, [state = state_] { state->persist_cursor_quietly(); });
 }
 
 bool Subscription::active() const { return state_ && state_->active.load(); }

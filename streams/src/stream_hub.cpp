@@ -58,14 +58,19 @@ void SubscriptionState::finish_delivery(SequenceNumber batch_end, bool success,
     in_flight = false;
     if (!pending.empty() && pending.front().last_sequence_number == batch_end) pending.pop_front();
     if (!success && durable_name) {
+        // Batches before this one succeeded: keep their progress.
         stop_with_failure("handler failed for the batch ending at sequence number " +
                           std::to_string(batch_end) + ": " + reason);
         return;
     }
     // A live stream moves on after a failure: the append stays committed, and only this
     // stream's handler saw the failure.
-    advance_to(batch_end);
-    if (pending.empty()) advance_to(pending_scanned_through);
+    advance_to(pending.empty() ? std::max(batch_end, pending_scanned_through) : batch_end);
+    if (!active.load()) {
+        // Unsubscribed while this batch was in flight: its success still counts.
+        persist_cursor_quietly();
+        return;
+    }
     if (hub->closed()) return;
     pump();
 }
@@ -74,16 +79,10 @@ void SubscriptionState::advance_to(SequenceNumber to) {
     if (to > position) {
         position = to;
         visible_position.store(to);
-        if (durable_name && position > saved_position) {
-            try {
-                hub->backend().save_cursor(*durable_name, position, filter.json());
-                saved_position = position;
-            } catch (const std::exception& e) {
-                stop_with_failure(std::string("saving the cursor failed: ") + e.what());
-                return;
-            }
-        }
     }
+    // The cursor is written once per page of batches (and whenever the stream is idle or
+    // stops), not once per batch: a crash can only make it lag, never run ahead.
+    if (pending.empty() && !persist_cursor()) return;
     if (registration_done && position >= replay_until) {
         auto done = std::move(registration_done);
         registration_done = nullptr;
@@ -91,7 +90,20 @@ void SubscriptionState::advance_to(SequenceNumber to) {
     }
 }
 
+bool SubscriptionState::persist_cursor() {
+    if (!durable_name || position <= saved_position) return true;
+    try {
+        hub->backend().save_cursor(*durable_name, position, filter.json());
+        saved_position = position;
+        return true;
+    } catch (const std::exception& e) {
+        stop_with_failure(std::string("saving the cursor failed: ") + e.what());
+        return false;
+    }
+}
+
 void SubscriptionState::stop_with_failure(const std::string& reason) {
+    persist_cursor_quietly();
     std::string message = durable_name ? "durable stream '" + *durable_name + "': " + reason
                                        : "stream: " + reason;
     {
@@ -105,6 +117,16 @@ void SubscriptionState::stop_with_failure(const std::string& reason) {
         auto done = std::move(registration_done);
         registration_done = nullptr;
         done(Subscription(), std::make_exception_ptr(StreamError(ErrorCode::handler_failed, message)));
+    }
+}
+
+void SubscriptionState::persist_cursor_quietly() {
+    if (!durable_name || position <= saved_position) return;
+    try {
+        hub->backend().save_cursor(*durable_name, position, filter.json());
+        saved_position = position;
+    } catch (const std::exception&) {
+        // The stream is stopping anyway; the cursor lags, which only causes a replay.
     }
 }
 

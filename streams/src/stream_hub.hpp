@@ -58,6 +58,8 @@ struct SubscriptionState : std::enable_shared_from_this<SubscriptionState> {
     void pump();
     void finish_delivery(SequenceNumber batch_end, bool success, const std::string& reason);
     void advance_to(SequenceNumber position);
+    bool persist_cursor();
+    void persist_cursor_quietly();
     void stop_with_failure(const std::string& reason);
 };
 

@@ -6,10 +6,34 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <memory>
 #include <mutex>
+#include <ostream>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
+
+namespace factstr {
+
+// Printers, so that failed checks show values instead of {?}.
+inline std::ostream& operator<<(std::ostream& out, const EventRecord& r) {
+    return out << "#" << r.sequence_number << " " << r.event_type << " " << r.payload;
+}
+inline std::ostream& operator<<(std::ostream& out, const AppendResult& r) {
+    return out << "{first " << r.first_sequence_number << ", last " << r.last_sequence_number
+               << ", count " << r.committed_count << "}";
+}
+inline std::ostream& operator<<(std::ostream& out, const ConditionalAppendConflict& c) {
+    out << "{conflict expected ";
+    if (c.expected_context_version) out << *c.expected_context_version; else out << "none";
+    out << ", actual ";
+    if (c.actual_context_version) out << *c.actual_context_version; else out << "none";
+    return out << "}";
+}
+
+}  // namespace factstr
 
 namespace factstr::testing {
 
@@ -74,5 +98,60 @@ private:
 
 // Gives asynchronous delivery a moment to (wrongly) happen before asserting that it did not.
 inline void settle() { std::this_thread::sleep_for(std::chrono::milliseconds(100)); }
+
+// A handler that records every batch into `recorder` (shared, so that it outlives deliveries
+// that are still running when a test ends).
+inline StreamHandler record_into(std::shared_ptr<BatchRecorder> recorder) {
+    return [recorder](const Batch& batch) { recorder->record(batch); };
+}
+
+// Polls `condition` until it holds or the timeout passes; returns whether it held.
+inline bool wait_for(const std::function<bool()>& condition,
+                     std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!condition()) {
+        if (std::chrono::steady_clock::now() >= deadline) return condition();
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return true;
+}
+
+// The stored position of the durable cursor `name`, or none when the store has no cursor of
+// that name.
+inline std::optional<SequenceNumber> cursor_of(const Store& store, std::string_view name) {
+    for (const DurableCursorInfo& info : store.durable_cursors())
+        if (info.name == name) return info.position;
+    return std::nullopt;
+}
+
+// The cursor position, counting "no cursor yet" as 0 (nothing handled).
+inline SequenceNumber cursor_position(const Store& store, std::string_view name) {
+    return cursor_of(store, name).value_or(0);
+}
+
+// Sequence numbers of each batch, batch by batch.
+inline std::vector<std::vector<SequenceNumber>> batch_sequence_numbers(
+    const std::vector<Batch>& batches) {
+    std::vector<std::vector<SequenceNumber>> out;
+    for (const Batch& b : batches) out.push_back(sequence_numbers(b));
+    return out;
+}
+
+// The consecutive numbers first..last.
+inline std::vector<SequenceNumber> range(SequenceNumber first, SequenceNumber last) {
+    std::vector<SequenceNumber> out;
+    for (SequenceNumber s = first; s <= last; ++s) out.push_back(s);
+    return out;
+}
+
+// Every fact in the log, ascending.
+inline std::vector<EventRecord> all_facts(const Store& store) {
+    return store.query(EventQuery{}).event_records;
+}
+
+// A payload with an integer field, e.g. numbered("n", 3) == {"n":3}.
+inline std::string numbered(const std::string& key, long long value) {
+    return "{\"" + key + "\":" + std::to_string(value) + "}";
+}
 
 }  // namespace factstr::testing

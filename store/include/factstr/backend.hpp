@@ -101,6 +101,24 @@ std::unique_ptr<Backend> open_backend(std::string_view url);
 
 std::unique_ptr<Backend> make_memory_backend();
 
+struct SqliteOptions {
+    std::string path;
+    // full: a commit is on disk when append returns (synchronous=FULL in WAL).
+    // normal: a power loss may drop the last commits; a process crash loses nothing.
+    enum class Sync { full, normal } sync = Sync::full;
+    // How long a writer waits for another process's write lock before failing.
+    int busy_timeout_ms = 60000;
+    // How often streams look for commits made by other processes.
+    int poll_interval_ms = 5;
+};
+
+// Parses "sqlite:PATH[?sync=full|normal&busy_timeout_ms=N&poll_ms=N]"; "sqlite://PATH" works
+// too. Throws InvalidInput naming the unknown or malformed option.
+SqliteOptions parse_sqlite_url(std::string_view url);
+// Opens (creating when missing) a factstr SQLite file. Throws StoreError(schema_mismatch)
+// for a file that is not ours or of another schema version, without modifying it.
+std::unique_ptr<Backend> make_sqlite_backend(SqliteOptions options);
+
 // Bytes a memory backend holds for facts and indexes; 0 for other backends.
 std::size_t memory_backend_bytes(const Backend& backend);
 

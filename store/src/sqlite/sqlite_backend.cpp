@@ -1,0 +1,710 @@
+// The SQLite backend: the embedded, persistent default.
+//
+// Schema (version 1): facts(sequence_number INTEGER PRIMARY KEY, …, batch_last) keeps every
+// fact with the last sequence number of the append it came in (the batch boundary);
+// event_types interns type names; payload_keys(key_hash, sequence_number) indexes every
+// top-level scalar of every payload; durable_streams keeps cursors.
+//
+// Writes go through one writer connection. Appends issued concurrently by threads of this
+// process are queued and committed together in one transaction (group commit: one fsync),
+// each keeping its own range and conflict outcome. Across processes, BEGIN IMMEDIATE makes
+// the conditional check and the write one atomic step.
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <type_traits>
+#include <unordered_map>
+
+#include "factstr/backend.hpp"
+#include "factstr/errors.hpp"
+#include "sqlite_connection.hpp"
+
+namespace factstr {
+namespace sqlite {
+namespace {
+
+constexpr int kSchemaVersion = 1;
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE factstr_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE event_types (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE facts (
+  sequence_number INTEGER PRIMARY KEY,
+  occurred_at INTEGER NOT NULL,
+  type_id INTEGER NOT NULL,
+  payload TEXT NOT NULL,
+  batch_last INTEGER NOT NULL
+);
+CREATE INDEX facts_by_type ON facts (type_id, sequence_number);
+CREATE TABLE payload_keys (
+  key_hash INTEGER NOT NULL,
+  sequence_number INTEGER NOT NULL,
+  PRIMARY KEY (key_hash, sequence_number)
+) WITHOUT ROWID;
+CREATE TABLE durable_streams (
+  name TEXT PRIMARY KEY,
+  position INTEGER NOT NULL,
+  query_json TEXT NOT NULL,
+  updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO factstr_meta (key, value) VALUES ('format', 'factstr'), ('schema_version', '1');
+)sql";
+
+#define FACT_COLUMNS "sequence_number, occurred_at, type_id, payload, batch_last"
+constexpr const char* kBegin = "BEGIN";
+constexpr const char* kBeginImmediate = "BEGIN IMMEDIATE";
+constexpr const char* kCommit = "COMMIT";
+constexpr const char* kRollback = "ROLLBACK";
+constexpr const char* kHead = "SELECT max(sequence_number) FROM facts";
+constexpr const char* kScanAsc = "SELECT " FACT_COLUMNS
+    " FROM facts WHERE sequence_number > ?1 AND sequence_number <= ?2 ORDER BY sequence_number";
+constexpr const char* kScanDesc = "SELECT " FACT_COLUMNS
+    " FROM facts WHERE sequence_number > ?1 AND sequence_number <= ?2"
+    " ORDER BY sequence_number DESC";
+constexpr const char* kTypeAsc = "SELECT " FACT_COLUMNS
+    " FROM facts WHERE type_id = ?3 AND sequence_number > ?1 AND sequence_number <= ?2"
+    " ORDER BY sequence_number";
+constexpr const char* kTypeDesc = "SELECT " FACT_COLUMNS
+    " FROM facts WHERE type_id = ?3 AND sequence_number > ?1 AND sequence_number <= ?2"
+    " ORDER BY sequence_number DESC";
+constexpr const char* kKeyAsc =
+    "SELECT f.sequence_number, f.occurred_at, f.type_id, f.payload, f.batch_last"
+    " FROM payload_keys k JOIN facts f ON f.sequence_number = k.sequence_number"
+    " WHERE k.key_hash = ?3 AND k.sequence_number > ?1 AND k.sequence_number <= ?2"
+    " ORDER BY k.sequence_number";
+constexpr const char* kKeyDesc =
+    "SELECT f.sequence_number, f.occurred_at, f.type_id, f.payload, f.batch_last"
+    " FROM payload_keys k JOIN facts f ON f.sequence_number = k.sequence_number"
+    " WHERE k.key_hash = ?3 AND k.sequence_number > ?1 AND k.sequence_number <= ?2"
+    " ORDER BY k.sequence_number DESC";
+constexpr const char* kKeyProbe =
+    "SELECT count(*) FROM (SELECT 1 FROM payload_keys WHERE key_hash = ?1 LIMIT 512)";
+constexpr const char* kBatchLastAt = "SELECT batch_last FROM facts WHERE sequence_number = ?1";
+constexpr const char* kInsertFact =
+    "INSERT INTO facts (" FACT_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5)";
+constexpr const char* kInsertKey =
+    "INSERT OR IGNORE INTO payload_keys (key_hash, sequence_number) VALUES (?1, ?2)";
+constexpr const char* kTypeByName = "SELECT id FROM event_types WHERE name = ?1";
+constexpr const char* kTypeById = "SELECT name FROM event_types WHERE id = ?1";
+constexpr const char* kInsertType = "INSERT INTO event_types (name) VALUES (?1)";
+constexpr const char* kLoadCursor = "SELECT position FROM durable_streams WHERE name = ?1";
+constexpr const char* kSaveCursor =
+    "INSERT INTO durable_streams (name, position, query_json, updated_at) VALUES (?1, ?2, ?3, ?4)"
+    " ON CONFLICT (name) DO UPDATE SET position = max(position, excluded.position),"
+    " query_json = excluded.query_json, updated_at = excluded.updated_at";
+constexpr const char* kCursors =
+    "SELECT name, position, query_json FROM durable_streams ORDER BY name";
+constexpr const char* kDataVersion = "PRAGMA data_version";
+#undef FACT_COLUMNS
+
+std::int64_t now_micros() {
+    return std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now())
+        .time_since_epoch()
+        .count();
+}
+
+struct Row {
+    SequenceNumber sequence_number;
+    std::int64_t occurred_at;
+    std::int64_t type_id;
+    std::string payload;
+    SequenceNumber batch_last;
+};
+
+// Where a query's candidates come from: a type, a payload key, or every fact.
+struct Leaf {
+    enum class Kind { scan, type, key } kind;
+    std::int64_t value = 0;
+};
+
+struct Plan {
+    std::vector<Leaf> leaves;  // empty: nothing can match
+};
+
+struct WriteRequest {
+    std::vector<PreparedEvent>* events = nullptr;
+    const CompiledQuery* context = nullptr;
+    std::optional<SequenceNumber> expected;
+    std::optional<AppendIfResult> result;
+    std::exception_ptr error;
+    bool done = false;
+};
+
+class SqliteBackend final : public Backend {
+public:
+    explicit SqliteBackend(SqliteOptions options) : options_(std::move(options)) {
+        refuse_foreign_file();
+        writer_ = open_connection(SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+        ensure_schema(*writer_);
+        writer_->exec("PRAGMA journal_mode=WAL");
+        writer_->exec(options_.sync == SqliteOptions::Sync::full ? "PRAGMA synchronous=FULL"
+                                                                  : "PRAGMA synchronous=NORMAL");
+    }
+
+    std::string describe() const override { return "sqlite:" + options_.path; }
+
+    AppendResult append(std::vector<PreparedEvent>&& events) override {
+        WriteRequest request;
+        request.events = &events;
+        submit(request);
+        return *request.result->append_result();
+    }
+
+    AppendIfResult append_if(std::vector<PreparedEvent>&& events, const CompiledQuery& context,
+                             std::optional<SequenceNumber> expected) override {
+        WriteRequest request;
+        request.events = &events;
+        request.context = &context;
+        request.expected = expected;
+        submit(request);
+        return *request.result;
+    }
+
+    QueryResult query(const CompiledQuery& query) override {
+        return with_reader([&](Connection& db) {
+            ReadTransaction transaction(db);
+            const SequenceNumber end = head_on(db);
+            const SequenceNumber after = std::min(query.min_sequence_number().value_or(0), end);
+            Plan plan = make_plan(db, query);
+            QueryResult result;
+            for (Row& row : collect(db, plan, query, after, end))
+                result.event_records.push_back(to_record(db, std::move(row)));
+            if (!result.event_records.empty()) {
+                result.last_returned_sequence_number = result.event_records.back().sequence_number;
+                result.current_context_version = result.last_returned_sequence_number;
+            } else {
+                result.current_context_version = highest_match(db, plan, query, after);
+            }
+            return result;
+        });
+    }
+
+    BatchPage read_batches(SequenceNumber after, const CompiledQuery& filter,
+                           std::size_t max_facts) override {
+        return with_reader([&](Connection& db) {
+            ReadTransaction transaction(db);
+            const SequenceNumber end = head_on(db);
+            BatchPage page;
+            page.scanned_through = std::max(after, end);
+            if (after >= end) return page;
+            SequenceNumber window_end = end;
+            if (!filter.matches_all()) {
+                // Bound the work of one page by a window of sequence numbers, widened to the
+                // end of the batch it cuts into.
+                const SequenceNumber window = std::max<SequenceNumber>(max_facts * 16, 65536);
+                if (end - after > window) window_end = batch_last_at(db, after + window);
+            }
+            page.scanned_through = window_end;
+            Plan plan = make_plan(db, filter);
+            std::size_t collected = 0;
+            auto add = [&](Row&& row) {
+                if (page.batches.empty() ||
+                    page.batches.back().last_sequence_number != row.batch_last) {
+                    if (collected >= max_facts && !page.batches.empty()) {
+                        page.scanned_through = page.batches.back().last_sequence_number;
+                        return false;
+                    }
+                    page.batches.push_back(CommittedBatch{row.batch_last, {}});
+                }
+                page.batches.back().records.push_back(to_record(db, std::move(row)));
+                ++collected;
+                return true;
+            };
+            if (filter.matches_all()) {
+                Resetting scan(db.statement(kScanAsc));
+                scan->bind(1, static_cast<std::int64_t>(after))
+                    .bind(2, static_cast<std::int64_t>(window_end));
+                while (scan->step())
+                    if (!add(read_row(*scan))) break;
+            } else {
+                for (Row& row : collect(db, plan, filter, after, window_end))
+                    if (!add(std::move(row))) break;
+            }
+            return page;
+        });
+    }
+
+    SequenceNumber head() override {
+        return with_reader([&](Connection& db) { return head_on(db); });
+    }
+
+    std::optional<SequenceNumber> load_cursor(std::string_view name) override {
+        return with_reader([&](Connection& db) -> std::optional<SequenceNumber> {
+            Resetting load(db.statement(kLoadCursor));
+            load->bind(1, name);
+            if (!load->step()) return std::nullopt;
+            return static_cast<SequenceNumber>(load->integer(0));
+        });
+    }
+
+    void save_cursor(std::string_view name, SequenceNumber position,
+                     std::string_view query_json) override {
+        std::lock_guard lock(write_mutex_);
+        Resetting save(writer_->statement(kSaveCursor));
+        save->bind(1, name)
+            .bind(2, static_cast<std::int64_t>(position))
+            .bind(3, query_json)
+            .bind(4, now_micros());
+        save->run();
+    }
+
+    std::vector<DurableCursorInfo> cursors() override {
+        return with_reader([&](Connection& db) {
+            std::vector<DurableCursorInfo> out;
+            Resetting list(db.statement(kCursors));
+            while (list->step())
+                out.push_back(DurableCursorInfo{std::string(list->text(0)),
+                                                static_cast<SequenceNumber>(list->integer(1)),
+                                                std::string(list->text(2))});
+            return out;
+        });
+    }
+
+    std::chrono::milliseconds external_poll_interval() const override {
+        return std::chrono::milliseconds(options_.poll_interval_ms);
+    }
+
+    std::optional<SequenceNumber> poll_external_commits() override {
+        std::lock_guard lock(poll_mutex_);
+        if (!poller_) poller_ = open_connection(SQLITE_OPEN_READWRITE);
+        Resetting version(poller_->statement(kDataVersion));
+        version->step();
+        const std::int64_t current = version->integer(0);
+        if (current == last_data_version_) return std::nullopt;
+        last_data_version_ = current;
+        return head_on(*poller_);
+    }
+
+private:
+    // ---- opening -------------------------------------------------------------------------
+
+    std::unique_ptr<Connection> open_connection(int flags) {
+        auto connection = std::make_unique<Connection>(options_.path, flags, options_.busy_timeout_ms);
+        connection->exec("PRAGMA cache_size=-32768");
+        return connection;
+    }
+
+    // A non-empty file that is not a SQLite database is never opened for writing.
+    void refuse_foreign_file() {
+        struct stat info {};
+        if (::stat(options_.path.c_str(), &info) != 0 || info.st_size == 0) return;
+        char header[16] = {};
+        std::ifstream file(options_.path, std::ios::binary);
+        file.read(header, sizeof header);
+        if (file.gcount() != sizeof header || std::memcmp(header, "SQLite format 3", 16) != 0)
+            throw StoreError(ErrorCode::schema_mismatch,
+                             "sqlite:" + options_.path +
+                                 " is not a SQLite database (and so not a factstr store); "
+                                 "it was left untouched");
+    }
+
+    void ensure_schema(Connection& db) {
+        if (validate_existing(db)) return;
+        db.exec("BEGIN IMMEDIATE");
+        try {
+            if (!validate_existing(db)) db.exec(kSchema);
+            db.exec("COMMIT");
+        } catch (...) {
+            sqlite3_exec(db.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+            throw;
+        }
+    }
+
+    // True when the file holds a factstr schema of our version; false when it is empty.
+    // Throws for anything else, without changing the file.
+    bool validate_existing(Connection& db) {
+        std::vector<std::string> tables;
+        {
+            Resetting list(db.statement(
+                "SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name"));
+            while (list->step()) tables.emplace_back(list->text(0));
+        }
+        if (tables.empty()) return false;
+        if (std::find(tables.begin(), tables.end(), "factstr_meta") == tables.end()) {
+            std::string names;
+            for (std::size_t i = 0; i < tables.size() && i < 5; ++i)
+                names += (i ? ", " : "") + tables[i];
+            throw StoreError(ErrorCode::schema_mismatch,
+                             "sqlite:" + options_.path +
+                                 " is a SQLite database but not a factstr store (it has tables " +
+                                 names + "); it was left untouched");
+        }
+        std::string format, version;
+        {
+            Resetting meta(db.statement("SELECT key, value FROM factstr_meta"));
+            while (meta->step()) {
+                if (meta->text(0) == "format") format = meta->text(1);
+                if (meta->text(0) == "schema_version") version = meta->text(1);
+            }
+        }
+        if (format != "factstr")
+            throw StoreError(ErrorCode::schema_mismatch,
+                             "sqlite:" + options_.path + " is not a factstr store (format '" +
+                                 format + "'); it was left untouched");
+        if (version != std::to_string(kSchemaVersion))
+            throw StoreError(ErrorCode::schema_mismatch,
+                             "sqlite:" + options_.path + " has factstr schema version " + version +
+                                 ", this build reads version " +
+                                 std::to_string(kSchemaVersion) + "; it was left untouched");
+        return true;
+    }
+
+    // ---- reading -------------------------------------------------------------------------
+
+    // A read transaction: every statement inside sees one snapshot.
+    class ReadTransaction {
+    public:
+        explicit ReadTransaction(Connection& db) : db_(db) { db_.statement(kBegin).run(); }
+        ~ReadTransaction() {
+            try {
+                db_.statement(kCommit).run();
+            } catch (...) {
+                sqlite3_exec(db_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+            }
+        }
+
+    private:
+        Connection& db_;
+    };
+
+    template <class Fn>
+    std::invoke_result_t<Fn&, Connection&> with_reader(Fn&& fn) {
+        std::unique_ptr<Connection> db;
+        {
+            std::lock_guard lock(pool_mutex_);
+            if (!idle_readers_.empty()) {
+                db = std::move(idle_readers_.back());
+                idle_readers_.pop_back();
+            }
+        }
+        if (!db) db = open_connection(SQLITE_OPEN_READWRITE);
+        struct Return {
+            SqliteBackend& self;
+            std::unique_ptr<Connection>& db;
+            ~Return() {
+                std::lock_guard lock(self.pool_mutex_);
+                self.idle_readers_.push_back(std::move(db));
+            }
+        } give_back{*this, db};
+        return fn(*db);
+    }
+
+    SequenceNumber head_on(Connection& db) {
+        Resetting head(db.statement(kHead));
+        head->step();
+        return head->is_null(0) ? 0 : static_cast<SequenceNumber>(head->integer(0));
+    }
+
+    SequenceNumber batch_last_at(Connection& db, SequenceNumber position) {
+        Resetting at(db.statement(kBatchLastAt));
+        at->bind(1, static_cast<std::int64_t>(position));
+        if (!at->step()) return position;
+        return static_cast<SequenceNumber>(at->integer(0));
+    }
+
+    static Row read_row(Statement& s) {
+        return Row{static_cast<SequenceNumber>(s.integer(0)), s.integer(1), s.integer(2),
+                   std::string(s.text(3)), static_cast<SequenceNumber>(s.integer(4))};
+    }
+
+    std::optional<std::int64_t> type_id(Connection& db, const std::string& name) {
+        {
+            std::lock_guard lock(types_mutex_);
+            auto it = type_ids_.find(name);
+            if (it != type_ids_.end()) return it->second;
+        }
+        Resetting find(db.statement(kTypeByName));
+        find->bind(1, name);
+        if (!find->step()) return std::nullopt;
+        const std::int64_t id = find->integer(0);
+        remember_type(id, name);
+        return id;
+    }
+
+    const std::string& type_name(Connection& db, std::int64_t id) {
+        {
+            std::lock_guard lock(types_mutex_);
+            auto it = type_names_.find(id);
+            if (it != type_names_.end()) return it->second;
+        }
+        Resetting find(db.statement(kTypeById));
+        find->bind(1, id);
+        if (!find->step())
+            throw StoreError(ErrorCode::corrupt_database,
+                             describe() + ": a fact refers to unknown event type id " +
+                                 std::to_string(id));
+        std::string name(find->text(0));
+        return remember_type(id, name);
+    }
+
+    const std::string& remember_type(std::int64_t id, const std::string& name) {
+        std::lock_guard lock(types_mutex_);
+        type_ids_.emplace(name, id);
+        // unordered_map keeps references stable across inserts.
+        return type_names_.emplace(id, name).first->second;
+    }
+
+    EventRecord to_record(Connection& db, Row&& row) {
+        return EventRecord{row.sequence_number,
+                           Timestamp(std::chrono::microseconds(row.occurred_at)),
+                           type_name(db, row.type_id), std::move(row.payload)};
+    }
+
+    bool verify(Connection& db, const CompiledQuery& query, const Row& row) {
+        return query.matches(type_name(db, row.type_id), row.payload);
+    }
+
+    // One leaf per alternative of the query: for a filter with indexable predicates, the
+    // rarest key of each predicate; otherwise its event types; otherwise a scan. Every
+    // candidate is verified by the shared matcher.
+    Plan make_plan(Connection& db, const CompiledQuery& query) {
+        Plan plan;
+        if (query.matches_all()) {
+            plan.leaves.push_back(Leaf{Leaf::Kind::scan});
+            return plan;
+        }
+        for (const CompiledFilter& filter : query.filters()) {
+            if (filter.matches_nothing()) continue;
+            bool indexable_predicates = filter.predicates.has_value();
+            if (filter.predicates)
+                for (const auto& p : *filter.predicates)
+                    if (p.index_keys.empty()) indexable_predicates = false;
+            if (indexable_predicates) {
+                for (const auto& p : *filter.predicates)
+                    plan.leaves.push_back(Leaf{Leaf::Kind::key, rarest_key(db, p.index_keys)});
+            } else if (filter.event_types) {
+                for (const std::string& name : *filter.event_types)
+                    if (auto id = type_id(db, name)) plan.leaves.push_back(Leaf{Leaf::Kind::type, *id});
+            } else {
+                return Plan{{Leaf{Leaf::Kind::scan}}};
+            }
+        }
+        std::sort(plan.leaves.begin(), plan.leaves.end(), [](const Leaf& a, const Leaf& b) {
+            return std::pair(a.kind, a.value) < std::pair(b.kind, b.value);
+        });
+        plan.leaves.erase(std::unique(plan.leaves.begin(), plan.leaves.end(),
+                                      [](const Leaf& a, const Leaf& b) {
+                                          return a.kind == b.kind && a.value == b.value;
+                                      }),
+                          plan.leaves.end());
+        return plan;
+    }
+
+    std::int64_t rarest_key(Connection& db, const std::vector<std::uint64_t>& keys) {
+        if (keys.size() == 1) return static_cast<std::int64_t>(keys[0]);
+        std::int64_t best = static_cast<std::int64_t>(keys[0]);
+        std::int64_t best_count = -1;
+        for (std::uint64_t key : keys) {
+            Resetting probe(db.statement(kKeyProbe));
+            probe->bind(1, static_cast<std::int64_t>(key));
+            probe->step();
+            const std::int64_t count = probe->integer(0);
+            if (best_count < 0 || count < best_count) {
+                best = static_cast<std::int64_t>(key);
+                best_count = count;
+            }
+        }
+        return best;
+    }
+
+    Statement& leaf_statement(Connection& db, const Leaf& leaf, bool descending) {
+        switch (leaf.kind) {
+            case Leaf::Kind::scan: return db.statement(descending ? kScanDesc : kScanAsc);
+            case Leaf::Kind::type: return db.statement(descending ? kTypeDesc : kTypeAsc);
+            case Leaf::Kind::key: return db.statement(descending ? kKeyDesc : kKeyAsc);
+        }
+        return db.statement(kScanAsc);
+    }
+
+    // Matching facts with after < sequence_number <= end, ascending.
+    std::vector<Row> collect(Connection& db, const Plan& plan, const CompiledQuery& query,
+                             SequenceNumber after, SequenceNumber end) {
+        std::vector<Row> rows;
+        for (const Leaf& leaf : plan.leaves) {
+            Resetting leaf_rows(leaf_statement(db, leaf, false));
+            leaf_rows->bind(1, static_cast<std::int64_t>(after))
+                .bind(2, static_cast<std::int64_t>(end));
+            if (leaf.kind != Leaf::Kind::scan) leaf_rows->bind(3, leaf.value);
+            while (leaf_rows->step()) {
+                Row row = read_row(*leaf_rows);
+                if (verify(db, query, row)) rows.push_back(std::move(row));
+            }
+        }
+        if (plan.leaves.size() > 1) {
+            std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
+                return a.sequence_number < b.sequence_number;
+            });
+            rows.erase(std::unique(rows.begin(), rows.end(),
+                                   [](const Row& a, const Row& b) {
+                                       return a.sequence_number == b.sequence_number;
+                                   }),
+                       rows.end());
+        }
+        return rows;
+    }
+
+    // The highest matching sequence number at or below `end`.
+    std::optional<SequenceNumber> highest_match(Connection& db, const Plan& plan,
+                                                const CompiledQuery& query, SequenceNumber end) {
+        SequenceNumber best = 0;
+        for (const Leaf& leaf : plan.leaves) {
+            Resetting leaf_rows(leaf_statement(db, leaf, true));
+            leaf_rows->bind(1, static_cast<std::int64_t>(best))
+                .bind(2, static_cast<std::int64_t>(end));
+            if (leaf.kind != Leaf::Kind::scan) leaf_rows->bind(3, leaf.value);
+            while (leaf_rows->step()) {
+                Row row = read_row(*leaf_rows);
+                if (verify(db, query, row)) {
+                    best = row.sequence_number;
+                    break;
+                }
+            }
+        }
+        if (best == 0) return std::nullopt;
+        return best;
+    }
+
+    // ---- writing -------------------------------------------------------------------------
+
+    // Group commit: the first thread to find no commit in progress becomes the leader and
+    // commits every queued request in one transaction; the others wait for their outcome.
+    void submit(WriteRequest& request) {
+        std::unique_lock lock(queue_mutex_);
+        queue_.push_back(&request);
+        while (!request.done) {
+            if (leader_active_) {
+                queue_changed_.wait(lock);
+                continue;
+            }
+            leader_active_ = true;
+            std::vector<WriteRequest*> group;
+            group.swap(queue_);
+            lock.unlock();
+            SequenceNumber head = commit_group(group);
+            lock.lock();
+            for (WriteRequest* r : group) r->done = true;
+            leader_active_ = false;
+            queue_changed_.notify_all();
+            if (head) {
+                lock.unlock();
+                notify_committed(head);
+                lock.lock();
+            }
+        }
+        if (request.error) std::rethrow_exception(request.error);
+    }
+
+    // Returns the new head when anything was committed, else 0.
+    SequenceNumber commit_group(std::vector<WriteRequest*>& group) {
+        std::lock_guard lock(write_mutex_);
+        Connection& db = *writer_;
+        std::vector<std::string> new_types;
+        bool wrote = false;
+        SequenceNumber head = 0;
+        try {
+            db.statement(kBeginImmediate).run();
+            head = head_on(db);
+            const std::int64_t now = now_micros();
+            for (WriteRequest* request : group) {
+                if (request->context) {
+                    Plan plan = make_plan(db, *request->context);
+                    auto actual = highest_match(db, plan, *request->context, head);
+                    if (actual != request->expected) {
+                        request->result = ConditionalAppendConflict{request->expected, actual};
+                        continue;
+                    }
+                }
+                const SequenceNumber first = head + 1;
+                const SequenceNumber last = head + request->events->size();
+                for (PreparedEvent& event : *request->events) {
+                    ++head;
+                    const std::int64_t type = intern_type(db, event.event_type, new_types);
+                    Resetting insert(db.statement(kInsertFact));
+                    insert->bind(1, static_cast<std::int64_t>(head))
+                        .bind(2, now)
+                        .bind(3, type)
+                        .bind(4, event.payload.compact)
+                        .bind(5, static_cast<std::int64_t>(last));
+                    insert->run();
+                    for (std::uint64_t key : event.payload.index_keys) {
+                        Resetting index(db.statement(kInsertKey));
+                        index->bind(1, static_cast<std::int64_t>(key))
+                            .bind(2, static_cast<std::int64_t>(head));
+                        index->run();
+                    }
+                }
+                request->result = AppendResult{first, last, request->events->size()};
+                wrote = true;
+            }
+            db.statement(kCommit).run();
+        } catch (...) {
+            sqlite3_exec(db.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+            forget_types(new_types);
+            for (WriteRequest* request : group) {
+                request->result.reset();
+                request->error = std::current_exception();
+            }
+            return 0;
+        }
+        return wrote ? head : 0;
+    }
+
+    std::int64_t intern_type(Connection& db, const std::string& name,
+                             std::vector<std::string>& new_types) {
+        if (auto id = type_id(db, name)) return *id;
+        Resetting insert(db.statement(kInsertType));
+        insert->bind(1, name);
+        insert->run();
+        const std::int64_t id = sqlite3_last_insert_rowid(db.handle());
+        remember_type(id, name);
+        new_types.push_back(name);
+        return id;
+    }
+
+    // A rolled-back transaction's new types do not exist: drop them from the cache.
+    void forget_types(const std::vector<std::string>& names) {
+        std::lock_guard lock(types_mutex_);
+        for (const std::string& name : names) {
+            auto it = type_ids_.find(name);
+            if (it == type_ids_.end()) continue;
+            type_names_.erase(it->second);
+            type_ids_.erase(it);
+        }
+    }
+
+    SqliteOptions options_;
+
+    std::mutex write_mutex_;
+    std::unique_ptr<Connection> writer_;
+
+    std::mutex queue_mutex_;
+    std::condition_variable queue_changed_;
+    std::vector<WriteRequest*> queue_;
+    bool leader_active_ = false;
+
+    std::mutex pool_mutex_;
+    std::vector<std::unique_ptr<Connection>> idle_readers_;
+
+    std::mutex poll_mutex_;
+    std::unique_ptr<Connection> poller_;
+    std::int64_t last_data_version_ = -1;
+
+    std::mutex types_mutex_;
+    std::unordered_map<std::string, std::int64_t> type_ids_;
+    std::unordered_map<std::int64_t, std::string> type_names_;
+};
+
+}  // namespace
+}  // namespace sqlite
+
+std::unique_ptr<Backend> make_sqlite_backend(SqliteOptions options) {
+    if (options.path.empty())
+        throw InvalidInput(ErrorCode::invalid_argument, "sqlite: needs a file path, e.g. sqlite:./facts.db");
+    return std::make_unique<sqlite::SqliteBackend>(std::move(options));
+}
+
+}  // namespace factstr
