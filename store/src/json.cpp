@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <ctime>
+#include <algorithm>
 #include <limits>
 
 #include "factstr/errors.hpp"
@@ -240,23 +241,21 @@ PreparedPayload prepare_payload(std::string text, std::string_view what) {
             prepared.index_keys.push_back(index_key(field.key, field.value));
         }
     }
-    // Compact in place; the common case (already compact) changes nothing.
+    // Compact through a reusable buffer; an already compact text is kept as it came.
+    thread_local std::string buffer;
+    if (buffer.size() < text.size()) buffer.resize(std::max<std::size_t>(text.size(), 256));
     std::size_t compact_length = 0;
-    std::string compact(text.size(), '\0');
-    if (simdjson::minify(text.data(), text.size(), compact.data(), compact_length) ==
+    if (simdjson::minify(text.data(), text.size(), buffer.data(), compact_length) ==
             simdjson::SUCCESS &&
-        compact_length != text.size()) {
-        compact.resize(compact_length);
-        prepared.compact = std::move(compact);
-    } else {
-        prepared.compact = std::move(text);
-    }
+        compact_length != text.size())
+        text.assign(buffer.data(), compact_length);
+    prepared.compact = std::move(text);
     return prepared;
 }
 
-element parse_stored(std::string_view compact) {
+element parse_stored(std::string_view compact, bool padded) {
     element root;
-    auto error = stored_parser().parse(compact.data(), compact.size(), true).get(root);
+    auto error = stored_parser().parse(compact.data(), compact.size(), !padded).get(root);
     if (error)
         throw StoreError(ErrorCode::corrupt_database,
                          std::string("a stored payload is not valid JSON: ") +

@@ -35,7 +35,7 @@ bool CompiledFilter::matches_type(std::string_view event_type) const {
     return std::find(event_types->begin(), event_types->end(), event_type) != event_types->end();
 }
 
-CompiledQuery::CompiledQuery() : json_("{}") {}
+CompiledQuery::CompiledQuery() = default;
 
 CompiledQuery::CompiledQuery(const EventQuery& query)
     : min_sequence_number_(query.min_sequence_number) {
@@ -54,9 +54,12 @@ CompiledQuery::CompiledQuery(const EventQuery& query)
             filters_.push_back(std::move(compiled));
         }
     }
+}
+
+std::string CompiledQuery::json() const {
     // Canonical JSON form, rebuilt from compacted predicates.
     EventQuery canonical;
-    canonical.min_sequence_number = query.min_sequence_number;
+    canonical.min_sequence_number = min_sequence_number_;
     if (!filters_.empty()) {
         canonical.filters.emplace();
         for (const CompiledFilter& f : filters_) {
@@ -69,10 +72,11 @@ CompiledQuery::CompiledQuery(const EventQuery& query)
             canonical.filters->push_back(std::move(out));
         }
     }
-    json_ = to_json(canonical);
+    return to_json(canonical);
 }
 
-bool CompiledQuery::matches(std::string_view event_type, std::string_view compact_payload) const {
+bool CompiledQuery::matches(std::string_view event_type, std::string_view compact_payload,
+                            bool padded) const {
     if (filters_.empty()) return true;
     simdjson::dom::element payload;
     bool parsed = false;
@@ -80,7 +84,7 @@ bool CompiledQuery::matches(std::string_view event_type, std::string_view compac
         if (filter.matches_nothing() || !filter.matches_type(event_type)) continue;
         if (!filter.predicates) return true;
         if (!parsed) {
-            payload = json::parse_stored(compact_payload);
+            payload = json::parse_stored(compact_payload, padded);
             parsed = true;
         }
         for (const CompiledPredicate& predicate : *filter.predicates)

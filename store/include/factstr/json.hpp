@@ -64,8 +64,10 @@ struct PreparedPayload {
 PreparedPayload prepare_payload(std::string text, std::string_view what);
 
 // Parses `compact` payload text (already validated) with a per-thread parser. The element is
-// valid until the next call on the same thread.
-simdjson::dom::element parse_stored(std::string_view compact);
+// valid until the next call on the same thread. `padded`: at least kParsePadding readable
+// bytes follow the text, so it is parsed in place without a copy.
+simdjson::dom::element parse_stored(std::string_view compact, bool padded = false);
+inline constexpr std::size_t kParsePadding = 64;
 
 // Appends `text` as a JSON string literal (quoted, escaped) to `out`.
 void append_quoted(std::string& out, std::string_view text);

@@ -47,15 +47,16 @@ public:
 
     // The full check of one fact against the filters (min_sequence_number is not applied).
     // Parses the payload only when a predicate needs it.
-    bool matches(std::string_view event_type, std::string_view compact_payload) const;
+    // `padded`: see json::parse_stored.
+    bool matches(std::string_view event_type, std::string_view compact_payload,
+                 bool padded = false) const;
 
     // The query in its JSON form (see parse_event_query).
-    const std::string& json() const { return json_; }
+    std::string json() const;
 
 private:
     std::vector<CompiledFilter> filters_;
     std::optional<SequenceNumber> min_sequence_number_;
-    std::string json_;
 };
 
 // JSON form of a query, as used by the CLI, stored durable streams and the Node binding:

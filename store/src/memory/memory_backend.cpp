@@ -52,15 +52,17 @@ class ByteArena {
 public:
     static constexpr std::size_t kBlock = 1 << 20;
 
+    // Every copy is followed by at least json::kParsePadding readable bytes, so payloads
+    // are parsed in place.
     const char* copy(std::string_view bytes) {
         if (bytes.size() > kBlock / 4) {
-            large_.push_back(std::make_unique_for_overwrite<char[]>(bytes.size()));
+            large_.push_back(std::make_unique<char[]>(bytes.size() + json::kParsePadding));
             std::memcpy(large_.back().get(), bytes.data(), bytes.size());
             allocated_ += bytes.size();
             return large_.back().get();
         }
         if (blocks_.empty() || used_ + bytes.size() > kBlock) {
-            blocks_.push_back(std::make_unique_for_overwrite<char[]>(kBlock));
+            blocks_.push_back(std::make_unique<char[]>(kBlock + json::kParsePadding));
             used_ = 0;
             allocated_ += kBlock;
         }
@@ -421,7 +423,7 @@ private:
         const FactSlot& slot = slots_[position];
         if (plan.has_type_prefilter && !plan.accepted_types[slot.type_id]) return false;
         return query.matches(types_[slot.type_id].name,
-                             std::string_view(slot.payload, slot.payload_size));
+                             std::string_view(slot.payload, slot.payload_size), true);
     }
 
     // Calls `visit(position)` for every matching fact with after < position + 1 <= end,
