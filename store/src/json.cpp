@@ -229,18 +229,29 @@ std::uint64_t index_key(std::string_view key, const Value& scalar) {
     return finish_hash(buf);
 }
 
+namespace {
+void collect_index_keys(const element& root, std::vector<std::uint64_t>& out) {
+    if (root.type() != element_type::OBJECT) return;
+    simdjson::dom::object object(root);
+    out.reserve(out.size() + object.size());
+    for (auto field : object) {
+        auto type = field.value.type();
+        if (type == element_type::OBJECT || type == element_type::ARRAY) continue;
+        out.push_back(index_key(field.key, field.value));
+    }
+}
+}  // namespace
+
+std::vector<std::uint64_t> index_keys_of(std::string_view compact) {
+    std::vector<std::uint64_t> keys;
+    collect_index_keys(parse_stored(compact), keys);
+    return keys;
+}
+
 PreparedPayload prepare_payload(std::string text, std::string_view what) {
     element root = parse_input(text, what);
     PreparedPayload prepared;
-    if (root.type() == element_type::OBJECT) {
-        simdjson::dom::object object(root);
-        prepared.index_keys.reserve(object.size());
-        for (auto field : object) {
-            auto type = field.value.type();
-            if (type == element_type::OBJECT || type == element_type::ARRAY) continue;
-            prepared.index_keys.push_back(index_key(field.key, field.value));
-        }
-    }
+    collect_index_keys(root, prepared.index_keys);
     // Compact through a reusable buffer; an already compact text is kept as it came.
     thread_local std::string buffer;
     if (buffer.size() < text.size()) buffer.resize(std::max<std::size_t>(text.size(), 256));

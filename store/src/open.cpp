@@ -21,6 +21,17 @@ int parse_int_option(std::string_view url, std::string_view name, std::string_vi
     return out;
 }
 
+// "host=localhost dbname=facts": a libpq key=value string starts with a keyword and '='.
+bool looks_like_libpq_keywords(std::string_view text) {
+    std::size_t i = 0;
+    while (i < text.size() && text[i] == ' ') ++i;
+    const std::size_t start = i;
+    while (i < text.size() && ((text[i] >= 'a' && text[i] <= 'z') || text[i] == '_')) ++i;
+    if (i == start) return false;
+    while (i < text.size() && text[i] == ' ') ++i;
+    return i < text.size() && text[i] == '=';
+}
+
 }  // namespace
 
 SqliteOptions parse_sqlite_url(std::string_view url) {
@@ -72,6 +83,9 @@ SqliteOptions parse_sqlite_url(std::string_view url) {
 std::unique_ptr<Backend> open_backend(std::string_view url) {
     if (url == "memory:" || url == "memory" || url == "memory://") return make_memory_backend();
     if (starts_with(url, "sqlite:")) return make_sqlite_backend(parse_sqlite_url(url));
+    if (starts_with(url, "postgres://") || starts_with(url, "postgresql://") ||
+        looks_like_libpq_keywords(url))
+        return make_postgres_backend(std::string(url));
     throw InvalidInput(ErrorCode::unsupported_url,
                        "unsupported store URL '" + std::string(url) +
                            "': expected memory:, sqlite:PATH or postgres://…");

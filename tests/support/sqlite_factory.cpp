@@ -8,28 +8,30 @@
 namespace factstr::testing {
 namespace {
 
-std::filesystem::path directory() {
-    static const std::filesystem::path dir = [] {
-        auto base = std::filesystem::temp_directory_path() /
-                    ("factstr-conformance-" + std::to_string(::getpid()));
-        std::filesystem::remove_all(base);
-        std::filesystem::create_directories(base);
-        return base;
-    }();
-    return dir;
+// A directory of its own for this test process, removed at exit.
+struct ScratchDirectory {
+    std::filesystem::path path;
+    ScratchDirectory() {
+        path = std::filesystem::temp_directory_path() /
+               ("factstr-conformance-" + std::to_string(::getpid()));
+        std::filesystem::remove_all(path);
+        std::filesystem::create_directories(path);
+    }
+    ~ScratchDirectory() {
+        std::error_code ignored;
+        std::filesystem::remove_all(path, ignored);
+    }
+};
+
+const std::filesystem::path& directory() {
+    static ScratchDirectory scratch;
+    return scratch.path;
 }
 
 std::string& last_path() {
     static std::string path;
     return path;
 }
-
-struct Cleanup {
-    ~Cleanup() {
-        std::error_code ignored;
-        std::filesystem::remove_all(directory(), ignored);
-    }
-} cleanup;
 
 }  // namespace
 

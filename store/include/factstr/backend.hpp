@@ -119,6 +119,27 @@ SqliteOptions parse_sqlite_url(std::string_view url);
 // for a file that is not ours or of another schema version, without modifying it.
 std::unique_ptr<Backend> make_sqlite_backend(SqliteOptions options);
 
+struct PostgresOptions {
+    // A libpq connection string: "postgres://user:pw@host:5432/db?sslmode=require" or
+    // "host=… port=… dbname=… user=…"; every libpq parameter works.
+    std::string conninfo;
+    // How often streams look for commits made by other processes (LISTEN/NOTIFY wake-ups).
+    int poll_interval_ms = 5;
+};
+
+// Opens a factstr PostgreSQL database, creating the schema when the database has none.
+// Throws StoreError(schema_mismatch) for a database holding another schema (or another
+// version of ours), without modifying it; StoreError(connection_failure) when the server
+// cannot be reached. Messages never contain the password.
+std::unique_ptr<Backend> make_postgres_backend(PostgresOptions options);
+std::unique_ptr<Backend> make_postgres_backend(std::string conninfo);
+
+// Creates the database `database_name` on the server named by `server_url` when it does not
+// exist (UTF8, C collation), then opens it. The name must match [A-Za-z_][A-Za-z0-9_]* (at most
+// 63 characters); anything else is refused with InvalidInput before any SQL is sent.
+std::unique_ptr<Backend> bootstrap_postgres(std::string_view server_url,
+                                            std::string_view database_name);
+
 // Bytes a memory backend holds for facts and indexes; 0 for other backends.
 std::size_t memory_backend_bytes(const Backend& backend);
 

@@ -63,6 +63,9 @@ struct PreparedPayload {
 // `what` (e.g. "payload of event 3") in the message.
 PreparedPayload prepare_payload(std::string text, std::string_view what);
 
+// The index keys of a stored payload's top-level scalars (as in PreparedPayload).
+std::vector<std::uint64_t> index_keys_of(std::string_view compact);
+
 // Parses `compact` payload text (already validated) with a per-thread parser. The element is
 // valid until the next call on the same thread. `padded`: at least kParsePadding readable
 // bytes follow the text, so it is parsed in place without a copy.

@@ -26,6 +26,8 @@ namespace factstr {
 namespace {
 
 constexpr std::uint32_t kNone = 0;  // chain end; positions are stored plus one
+// Facts with more top-level scalars than this keep the rest unindexed and are listed as
+// overflow facts, which every key lookup also checks.
 constexpr std::size_t kMaxIndexedKeys = 255;
 
 // Append-only storage in fixed chunks: growing never moves existing elements.
@@ -183,6 +185,9 @@ struct Plan {
     // When every live filter names event types: the accepted type ids (prefilter for scans).
     std::vector<bool> accepted_types;
     bool has_type_prefilter = false;
+    // Key chains miss the unindexed keys of overflow facts: those are candidates of every
+    // plan that looks up keys.
+    bool uses_keys = false;
 };
 
 class MemoryBackend final : public Backend {
@@ -321,6 +326,7 @@ private:
                 entry.head = position + 1;
                 entry.count_and_link = (count << 8) | static_cast<std::uint32_t>(k);
             }
+            if (event.payload.index_keys.size() > kMaxIndexedKeys) overflow_.push_back(position);
             type.head = position + 1;
             ++type.count;
             slots_.push_back(slot);
@@ -402,6 +408,7 @@ private:
                 return plan;
             }
             if (key_cost < type_cost) {
+                plan.uses_keys = true;
                 plan.chains.insert(plan.chains.end(), key_chains.begin(), key_chains.end());
                 plan.chain_cost += key_cost;
             } else {
@@ -442,6 +449,9 @@ private:
             for (ChainHead at = chain.head; at.position > after; at = next_in_chain(chain, at))
                 if (at.position <= end) candidates.push_back(at.position - 1);
         }
+        if (plan.uses_keys)
+            for (std::uint32_t position : overflow_)
+                if (position >= after && position < end) candidates.push_back(position);
         std::sort(candidates.begin(), candidates.end());
         candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
         for (std::uint32_t position : candidates)
@@ -472,6 +482,12 @@ private:
                 }
             }
         }
+        if (plan.uses_keys)
+            for (auto it = overflow_.rbegin(); it != overflow_.rend() && *it + 1 > best; ++it)
+                if (*it < end && verify(query, plan, *it)) {
+                    best = *it + 1;
+                    break;
+                }
         if (best == kNone) return std::nullopt;
         return best;
     }
@@ -493,6 +509,7 @@ private:
     ChunkedVector<KeyLink, 18> links_;
     ByteArena payloads_;
     KeyTable keys_;
+    std::vector<std::uint32_t> overflow_;  // positions of facts with unindexed keys
     std::vector<TypeEntry> types_;
     std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>> type_ids_;
     std::atomic<SequenceNumber> committed_head_{0};

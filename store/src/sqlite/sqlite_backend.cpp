@@ -5,6 +5,13 @@
 // event_types interns type names; payload_keys(key_hash, sequence_number) indexes every
 // top-level scalar of every payload; durable_streams keeps cursors.
 //
+// The payload key index is written in bulk, not per append: a random secondary-index insert
+// per key would dirty a page per key and multiply what every commit writes. payload_keys
+// covers the facts up to index_state.keys_indexed_through; each process keeps the facts
+// after that (the tail, at most a few thousand) in an in-memory key map built from the log,
+// and a writer folds the tail into payload_keys, sorted, once it holds kIndexBatch facts.
+// A lookup is the union of both, so it still costs about the number of matching facts.
+//
 // Writes go through one writer connection. Appends issued concurrently by threads of this
 // process are queued and committed together in one transaction (group commit: one fsync),
 // each keeping its own range and conflict outcome. Across processes, BEGIN IMMEDIATE makes
@@ -45,6 +52,11 @@ CREATE TABLE payload_keys (
   sequence_number INTEGER NOT NULL,
   PRIMARY KEY (key_hash, sequence_number)
 ) WITHOUT ROWID;
+CREATE TABLE index_state (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  keys_indexed_through INTEGER NOT NULL
+);
+INSERT INTO index_state (id, keys_indexed_through) VALUES (1, 0);
 CREATE TABLE durable_streams (
   name TEXT PRIMARY KEY,
   position INTEGER NOT NULL,
@@ -99,6 +111,15 @@ constexpr const char* kSaveCursor =
 constexpr const char* kCursors =
     "SELECT name, position, query_json FROM durable_streams ORDER BY name";
 constexpr const char* kDataVersion = "PRAGMA data_version";
+constexpr const char* kIndexedThrough = "SELECT keys_indexed_through FROM index_state";
+constexpr const char* kSetIndexedThrough = "UPDATE index_state SET keys_indexed_through = ?1";
+constexpr const char* kFactAt = "SELECT " FACT_COLUMNS " FROM facts WHERE sequence_number = ?1";
+constexpr const char* kPayloadsAsc =
+    "SELECT sequence_number, payload FROM facts"
+    " WHERE sequence_number > ?1 AND sequence_number <= ?2 ORDER BY sequence_number";
+
+// Facts in the in-memory tail before a writer folds them into payload_keys.
+constexpr SequenceNumber kIndexBatch = 16384;
 #undef FACT_COLUMNS
 
 std::int64_t now_micros() {
@@ -168,16 +189,18 @@ public:
         return with_reader([&](Connection& db) {
             ReadTransaction transaction(db);
             const SequenceNumber end = head_on(db);
+            const SequenceNumber indexed = indexed_through_on(db);
+            refresh_tail(db, indexed, end);
             const SequenceNumber after = std::min(query.min_sequence_number().value_or(0), end);
             Plan plan = make_plan(db, query);
             QueryResult result;
-            for (Row& row : collect(db, plan, query, after, end))
+            for (Row& row : collect(db, plan, query, after, end, indexed))
                 result.event_records.push_back(to_record(db, std::move(row)));
             if (!result.event_records.empty()) {
                 result.last_returned_sequence_number = result.event_records.back().sequence_number;
                 result.current_context_version = result.last_returned_sequence_number;
             } else {
-                result.current_context_version = highest_match(db, plan, query, after);
+                result.current_context_version = highest_match(db, plan, query, after, indexed);
             }
             return result;
         });
@@ -221,7 +244,9 @@ public:
                 while (scan->step())
                     if (!add(read_row(*scan))) break;
             } else {
-                for (Row& row : collect(db, plan, filter, after, window_end))
+                const SequenceNumber indexed = indexed_through_on(db);
+                refresh_tail(db, indexed, end);
+                for (Row& row : collect(db, plan, filter, after, window_end, indexed))
                     if (!add(std::move(row))) break;
             }
             return page;
@@ -520,21 +545,37 @@ private:
         return db.statement(kScanAsc);
     }
 
-    // Matching facts with after < sequence_number <= end, ascending.
+    // Matching facts with after < sequence_number <= end, ascending. `indexed_through` is
+    // the snapshot's keys_indexed_through.
     std::vector<Row> collect(Connection& db, const Plan& plan, const CompiledQuery& query,
-                             SequenceNumber after, SequenceNumber end) {
+                             SequenceNumber after, SequenceNumber end,
+                             SequenceNumber indexed_through) {
         std::vector<Row> rows;
-        for (const Leaf& leaf : plan.leaves) {
+        auto run = [&](const Leaf& leaf, SequenceNumber low, SequenceNumber high) {
+            if (low >= high) return;
             Resetting leaf_rows(leaf_statement(db, leaf, false));
-            leaf_rows->bind(1, static_cast<std::int64_t>(after))
-                .bind(2, static_cast<std::int64_t>(end));
+            leaf_rows->bind(1, static_cast<std::int64_t>(low)).bind(2, static_cast<std::int64_t>(high));
             if (leaf.kind != Leaf::Kind::scan) leaf_rows->bind(3, leaf.value);
             while (leaf_rows->step()) {
                 Row row = read_row(*leaf_rows);
                 if (verify(db, query, row)) rows.push_back(std::move(row));
             }
+        };
+        const Leaf scan{Leaf::Kind::scan};
+        for (const Leaf& leaf : plan.leaves) {
+            if (leaf.kind != Leaf::Kind::key) {
+                run(leaf, after, end);
+                continue;
+            }
+            run(leaf, after, std::min(end, indexed_through));
+            auto recent = recent_candidates(static_cast<std::uint64_t>(leaf.value), indexed_through, end);
+            for (SequenceNumber seq : recent.sequence_numbers) {
+                if (seq <= after) continue;
+                if (auto row = fact_at(db, seq); row && verify(db, query, *row)) rows.push_back(std::move(*row));
+            }
+            for (auto [low, high] : recent.scan_ranges) run(scan, std::max(low, after), high);
         }
-        if (plan.leaves.size() > 1) {
+        if (plan.leaves.size() > 1 || rows.size() > 1) {
             std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
                 return a.sequence_number < b.sequence_number;
             });
@@ -547,22 +588,50 @@ private:
         return rows;
     }
 
+    std::optional<Row> fact_at(Connection& db, SequenceNumber seq) {
+        Resetting at(db.statement(kFactAt));
+        at->bind(1, static_cast<std::int64_t>(seq));
+        if (!at->step()) return std::nullopt;
+        return read_row(*at);
+    }
+
     // The highest matching sequence number at or below `end`.
     std::optional<SequenceNumber> highest_match(Connection& db, const Plan& plan,
-                                                const CompiledQuery& query, SequenceNumber end) {
+                                                const CompiledQuery& query, SequenceNumber end,
+                                                SequenceNumber indexed_through) {
         SequenceNumber best = 0;
-        for (const Leaf& leaf : plan.leaves) {
+        // The first verified row of a descending leaf over (low, high], if above best.
+        auto run = [&](const Leaf& leaf, SequenceNumber low, SequenceNumber high) {
+            low = std::max(low, best);
+            if (low >= high) return;
             Resetting leaf_rows(leaf_statement(db, leaf, true));
-            leaf_rows->bind(1, static_cast<std::int64_t>(best))
-                .bind(2, static_cast<std::int64_t>(end));
+            leaf_rows->bind(1, static_cast<std::int64_t>(low)).bind(2, static_cast<std::int64_t>(high));
             if (leaf.kind != Leaf::Kind::scan) leaf_rows->bind(3, leaf.value);
             while (leaf_rows->step()) {
                 Row row = read_row(*leaf_rows);
                 if (verify(db, query, row)) {
                     best = row.sequence_number;
+                    return;
+                }
+            }
+        };
+        const Leaf scan{Leaf::Kind::scan};
+        for (const Leaf& leaf : plan.leaves) {
+            if (leaf.kind != Leaf::Kind::key) {
+                run(leaf, 0, end);
+                continue;
+            }
+            auto recent = recent_candidates(static_cast<std::uint64_t>(leaf.value), indexed_through, end);
+            for (auto it = recent.scan_ranges.rbegin(); it != recent.scan_ranges.rend(); ++it)
+                run(scan, it->first, it->second);
+            for (auto it = recent.sequence_numbers.rbegin(); it != recent.sequence_numbers.rend(); ++it) {
+                if (*it <= best) break;
+                if (auto row = fact_at(db, *it); row && verify(db, query, *row)) {
+                    best = *it;
                     break;
                 }
             }
+            run(leaf, 0, std::min(end, indexed_through));
         }
         if (best == 0) return std::nullopt;
         return best;
@@ -605,14 +674,20 @@ private:
         std::vector<std::string> new_types;
         bool wrote = false;
         SequenceNumber head = 0;
+        SequenceNumber committed_before = 0;
         try {
             db.statement(kBeginImmediate).run();
             head = head_on(db);
+            // Everything visible now is committed: bring the key tail up to it, so that
+            // context checks below only scan what this group itself inserts.
+            const SequenceNumber indexed = indexed_through_on(db);
+            refresh_tail(db, indexed, head);
+            committed_before = head;
             const std::int64_t now = now_micros();
             for (WriteRequest* request : group) {
                 if (request->context) {
                     Plan plan = make_plan(db, *request->context);
-                    auto actual = highest_match(db, plan, *request->context, head);
+                    auto actual = highest_match(db, plan, *request->context, head, indexed);
                     if (actual != request->expected) {
                         request->result = ConditionalAppendConflict{request->expected, actual};
                         continue;
@@ -630,12 +705,6 @@ private:
                         .bind(4, event.payload.compact)
                         .bind(5, static_cast<std::int64_t>(last));
                     insert->run();
-                    for (std::uint64_t key : event.payload.index_keys) {
-                        Resetting index(db.statement(kInsertKey));
-                        index->bind(1, static_cast<std::int64_t>(key))
-                            .bind(2, static_cast<std::int64_t>(head));
-                        index->run();
-                    }
                 }
                 request->result = AppendResult{first, last, request->events->size()};
                 wrote = true;
@@ -650,7 +719,124 @@ private:
             }
             return 0;
         }
-        return wrote ? head : 0;
+        if (!wrote) return 0;
+        add_group_to_tail(group, committed_before, head);
+        try {
+            fold_tail_if_due(db);
+        } catch (const std::exception&) {
+            // The appends are committed; folding is retried after the next commit.
+        }
+        return head;
+    }
+
+    // ---- the payload key index -------------------------------------------------------------
+
+    SequenceNumber indexed_through_on(Connection& db) {
+        Resetting at(db.statement(kIndexedThrough));
+        if (!at->step())
+            throw StoreError(ErrorCode::corrupt_database, describe() + ": index_state is empty");
+        return static_cast<SequenceNumber>(at->integer(0));
+    }
+
+    // Brings the tail map to cover (indexed_through, end] from `db`'s snapshot. Call only with
+    // committed data in view.
+    void refresh_tail(Connection& db, SequenceNumber indexed_through, SequenceNumber end) {
+        std::lock_guard lock(tail_mutex_);
+        if (indexed_through > tail_.base) {
+            tail_.keys.clear();
+            tail_.base = tail_.seen = indexed_through;
+        }
+        if (tail_.base > indexed_through || tail_.seen >= end) return;
+        Resetting rows(db.statement(kPayloadsAsc));
+        rows->bind(1, static_cast<std::int64_t>(tail_.seen)).bind(2, static_cast<std::int64_t>(end));
+        while (rows->step()) {
+            const auto seq = static_cast<SequenceNumber>(rows->integer(0));
+            for (std::uint64_t key : json::index_keys_of(rows->text(1))) tail_.keys[key].push_back(seq);
+        }
+        tail_.seen = end;
+    }
+
+    // A committed group extends the tail directly, without reading it back.
+    void add_group_to_tail(const std::vector<WriteRequest*>& group, SequenceNumber committed_before,
+                           SequenceNumber head) {
+        std::lock_guard lock(tail_mutex_);
+        if (tail_.seen != committed_before) return;  // the next refresh reads it instead
+        for (const WriteRequest* request : group) {
+            if (!request->result || !request->result->committed()) continue;
+            SequenceNumber seq = request->result->append_result()->first_sequence_number;
+            for (const PreparedEvent& event : *request->events) {
+                for (std::uint64_t key : event.payload.index_keys) tail_.keys[key].push_back(seq);
+                ++seq;
+            }
+        }
+        tail_.seen = head;
+    }
+
+    // Folds the tail into payload_keys in one transaction, sorted by key, once it is long
+    // enough. Any process may do it; the transaction makes it happen once.
+    void fold_tail_if_due(Connection& db) {
+        {
+            std::lock_guard lock(tail_mutex_);
+            if (tail_.seen - tail_.base < kIndexBatch) return;
+        }
+        db.statement(kBeginImmediate).run();
+        try {
+            const SequenceNumber from = indexed_through_on(db);
+            const SequenceNumber to = head_on(db);
+            if (to - from >= kIndexBatch) {
+                std::vector<std::pair<std::uint64_t, SequenceNumber>> entries;
+                {
+                    Resetting rows(db.statement(kPayloadsAsc));
+                    rows->bind(1, static_cast<std::int64_t>(from)).bind(2, static_cast<std::int64_t>(to));
+                    while (rows->step()) {
+                        const auto seq = static_cast<SequenceNumber>(rows->integer(0));
+                        for (std::uint64_t key : json::index_keys_of(rows->text(1)))
+                            entries.emplace_back(key, seq);
+                    }
+                }
+                // Sorted as the index is (by signed key, as SQLite compares integers).
+                std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
+                    return std::pair(static_cast<std::int64_t>(a.first), a.second) <
+                           std::pair(static_cast<std::int64_t>(b.first), b.second);
+                });
+                for (const auto& [key, seq] : entries) {
+                    Resetting index(db.statement(kInsertKey));
+                    index->bind(1, static_cast<std::int64_t>(key)).bind(2, static_cast<std::int64_t>(seq));
+                    index->run();
+                }
+                Resetting set(db.statement(kSetIndexedThrough));
+                set->bind(1, static_cast<std::int64_t>(to));
+                set->run();
+            }
+            db.statement(kCommit).run();
+        } catch (...) {
+            sqlite3_exec(db.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+            throw;
+        }
+    }
+
+    // Facts after indexed_through that may carry `key`, as seen from a snapshot ending at
+    // `end`: the tail map's entries, plus ranges the map does not cover (another snapshot's
+    // fold, or this write transaction's own inserts) whose every fact is a candidate.
+    struct RecentCandidates {
+        std::vector<SequenceNumber> sequence_numbers;                       // ascending
+        std::vector<std::pair<SequenceNumber, SequenceNumber>> scan_ranges;  // (low, high]
+    };
+
+    RecentCandidates recent_candidates(std::uint64_t key, SequenceNumber indexed_through,
+                                       SequenceNumber end) {
+        RecentCandidates out;
+        std::lock_guard lock(tail_mutex_);
+        const SequenceNumber low = std::max(indexed_through, tail_.base);
+        const SequenceNumber high = std::min(tail_.seen, end);
+        if (indexed_through < tail_.base)
+            out.scan_ranges.emplace_back(indexed_through, std::min(tail_.base, end));
+        if (auto it = tail_.keys.find(key); it != tail_.keys.end())
+            for (SequenceNumber seq : it->second)
+                if (seq > low && seq <= high) out.sequence_numbers.push_back(seq);
+        if (std::max(tail_.seen, indexed_through) < end)
+            out.scan_ranges.emplace_back(std::max(tail_.seen, indexed_through), end);
+        return out;
     }
 
     std::int64_t intern_type(Connection& db, const std::string& name,
@@ -692,6 +878,14 @@ private:
     std::mutex poll_mutex_;
     std::unique_ptr<Connection> poller_;
     std::int64_t last_data_version_ = -1;
+
+    struct KeyTail {
+        SequenceNumber base = 0;  // keys_indexed_through when the map was started
+        SequenceNumber seen = 0;  // the map covers (base, seen]
+        std::unordered_map<std::uint64_t, std::vector<SequenceNumber>> keys;
+    };
+    std::mutex tail_mutex_;
+    KeyTail tail_;
 
     std::mutex types_mutex_;
     std::unordered_map<std::string, std::int64_t> type_ids_;

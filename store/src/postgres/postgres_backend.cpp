@@ -1,0 +1,840 @@
+// The PostgreSQL backend: one gap-free log shared by many processes on many hosts.
+//
+// Schema (version 1, owned by the store, created on first open under an advisory lock):
+//   factstr_meta(key, value)         format = factstr, schema_version = 1
+//   facts(sequence_number bigint PK, occurred_at bigint (µs since 1970, UTC), event_type text,
+//         payload text (the compact JSON exactly as appended), batch_last bigint)
+//   durable_streams(name PK, position, query_json, updated_at)
+//   indexes: (event_type, sequence_number); GIN (jsonb_path_ops) over the payload as jsonb,
+//   through the immutable function factstr_payload_index(payload).
+// The payload is kept as text because jsonb does not keep a payload's text (key order,
+// duplicate keys, number spelling) and rejects \u0000; the GIN index covers the jsonb view.
+//
+// Writes: every writer (of every process) takes pg_advisory_xact_lock(kAppendLock) first in
+// its transaction, then numbers its facts from max(sequence_number) + 1. Commits are thus
+// serialized: commit order equals sequence order, a rolled-back transaction consumes nothing,
+// and a reader's snapshot always holds a gap-free prefix of the log. Appends issued
+// concurrently by threads of this process share one transaction (group commit), each with
+// its own range and its own conflict outcome. The facts of a group go in with one INSERT …
+// SELECT FROM unnest(arrays) statement; every value is a bound parameter. The transaction
+// sends NOTIFY factstr_commits, which wakes streams in other processes.
+//
+// Reads run in REPEATABLE READ READ ONLY transactions on a small pool of connections. SQL
+// selects candidates (by event type, by jsonb containment of a predicate's top-level
+// scalars); every candidate is verified by the shared matcher (CompiledQuery::matches).
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <mutex>
+#include <set>
+#include <type_traits>
+
+#include "factstr/backend.hpp"
+#include "factstr/errors.hpp"
+#include "pg_connection.hpp"
+
+namespace factstr {
+namespace postgres {
+namespace {
+
+constexpr int kSchemaVersion = 1;
+// Advisory lock keys (bigint): "factstr" appends and schema creation.
+#define FACTSTR_APPEND_LOCK "7306916068917411841"
+#define FACTSTR_SCHEMA_LOCK "7306916068917411842"
+constexpr const char* kChannel = "factstr_commits";
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE factstr_meta (key text PRIMARY KEY, value text NOT NULL);
+CREATE FUNCTION factstr_payload_index(payload text) RETURNS jsonb
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE
+  AS $$ SELECT replace(payload, E'\\u0000', E'\\u0001')::jsonb $$;
+CREATE TABLE facts (
+  sequence_number bigint PRIMARY KEY,
+  occurred_at bigint NOT NULL,
+  event_type text NOT NULL,
+  payload text NOT NULL,
+  batch_last bigint NOT NULL
+);
+CREATE INDEX facts_by_type ON facts (event_type, sequence_number);
+CREATE INDEX facts_by_payload ON facts USING gin (factstr_payload_index(payload) jsonb_path_ops);
+CREATE TABLE durable_streams (
+  name text PRIMARY KEY,
+  position bigint NOT NULL,
+  query_json text NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO factstr_meta (key, value) VALUES ('format', 'factstr'), ('schema_version', '1');
+)sql";
+
+#define FACT_COLUMNS "sequence_number, occurred_at, event_type, payload, batch_last"
+constexpr const char* kHead = "SELECT coalesce(max(sequence_number), 0) FROM facts";
+constexpr const char* kBeginRead =
+    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
+    " SELECT coalesce(max(sequence_number), 0) FROM facts";
+constexpr const char* kInsert =
+    "WITH h AS (SELECT coalesce(max(sequence_number), 0) AS m FROM facts),"
+    " ins AS (INSERT INTO facts (" FACT_COLUMNS ")"
+    " SELECT h.m + u.o, $1::bigint, u.t, u.p, h.m + u.b FROM h,"
+    " unnest($2::text[], $3::text[], $4::bigint[]) WITH ORDINALITY AS u(t, p, b, o))"
+    " SELECT h.m, pg_notify('factstr_commits', (h.m + $5::bigint)::text) FROM h";
+constexpr const char* kBatchLastAt = "SELECT batch_last FROM facts WHERE sequence_number = $1";
+constexpr const char* kScanWindow = "SELECT " FACT_COLUMNS
+    " FROM facts WHERE sequence_number > $1 AND sequence_number <= $2 ORDER BY sequence_number";
+constexpr const char* kLoadCursor = "SELECT position FROM durable_streams WHERE name = $1";
+constexpr const char* kSaveCursor =
+    "INSERT INTO durable_streams (name, position, query_json, updated_at)"
+    " VALUES ($1, $2, $3, now()) ON CONFLICT (name) DO UPDATE SET"
+    " position = GREATEST(durable_streams.position, excluded.position),"
+    " query_json = excluded.query_json, updated_at = excluded.updated_at";
+constexpr const char* kCursors =
+    "SELECT name, position, query_json FROM durable_streams ORDER BY name";
+constexpr std::size_t kDescendingPage = 256;
+
+std::int64_t now_micros() {
+    return std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now())
+        .time_since_epoch()
+        .count();
+}
+
+std::string num(std::uint64_t value) { return std::to_string(value); }
+
+struct Row {
+    SequenceNumber sequence_number;
+    std::int64_t occurred_at;
+    std::string event_type;
+    std::string payload;
+    SequenceNumber batch_last;
+};
+
+Row read_row(const PGresult* r, int i) {
+    return Row{static_cast<SequenceNumber>(get_int(r, i, 0)), get_int(r, i, 1),
+               std::string(get_text(r, i, 2)), std::string(get_text(r, i, 3)),
+               static_cast<SequenceNumber>(get_int(r, i, 4))};
+}
+
+EventRecord to_record(Row&& row) {
+    return EventRecord{row.sequence_number, Timestamp(std::chrono::microseconds(row.occurred_at)),
+                       std::move(row.event_type), std::move(row.payload)};
+}
+
+// Where candidates come from: an event type and/or a jsonb containment; neither = every fact.
+struct Leaf {
+    std::optional<std::string> type;
+    std::optional<std::string> contains;
+    friend bool operator<(const Leaf& a, const Leaf& b) {
+        return std::tie(a.type, a.contains) < std::tie(b.type, b.contains);
+    }
+    friend bool operator==(const Leaf& a, const Leaf& b) {
+        return a.type == b.type && a.contains == b.contains;
+    }
+};
+
+struct Plan {
+    std::vector<Leaf> leaves;  // empty: nothing can match
+};
+
+// A jsonb object every fact matching `predicate` contains (as factstr_payload_index sees it):
+// the predicate's top-level strings, booleans, nulls and integers that are exact in a double.
+// jsonb containment compares these exactly as the shared matcher does; nested values and
+// fractions are left to the matcher. nullopt when nothing can be used.
+std::optional<std::string> containment(const CompiledPredicate& predicate) {
+    const json::Value& value = predicate.value;
+    if (value.kind != json::Value::Kind::object) return std::nullopt;
+    constexpr double kExact = 9007199254740992.0;  // 2^53
+    std::string out = "{";
+    bool any = false;
+    for (std::size_t i = 0; i < value.members.size(); ++i) {
+        const auto& [key, member] = value.members[i];
+        bool duplicate = false;
+        for (std::size_t j = 0; j < value.members.size(); ++j)
+            if (j != i && value.members[j].first == key) duplicate = true;
+        if (duplicate) continue;
+        std::string literal;
+        switch (member.kind) {
+            case json::Value::Kind::null: literal = "null"; break;
+            case json::Value::Kind::boolean: literal = member.boolean ? "true" : "false"; break;
+            case json::Value::Kind::string: json::append_quoted(literal, member.string); break;
+            case json::Value::Kind::int64:
+                if (member.int64 >= -9007199254740992LL && member.int64 <= 9007199254740992LL)
+                    literal = std::to_string(member.int64);
+                break;
+            case json::Value::Kind::uint64:
+                if (member.uint64 <= 9007199254740992ULL) literal = std::to_string(member.uint64);
+                break;
+            case json::Value::Kind::number:
+                if (std::isfinite(member.number) && std::fabs(member.number) <= kExact &&
+                    std::trunc(member.number) == member.number)
+                    literal = std::to_string(static_cast<std::int64_t>(member.number));
+                break;
+            default: break;
+        }
+        if (literal.empty()) continue;
+        if (any) out += ',';
+        json::append_quoted(out, key);
+        out += ':';
+        out += literal;
+        any = true;
+    }
+    if (!any) return std::nullopt;
+    out += '}';
+    // The same rewrite of \u0000 as factstr_payload_index (jsonb cannot hold U+0000).
+    std::size_t at = 0;
+    while ((at = out.find("\\u0000", at)) != std::string::npos) {
+        out.replace(at, 6, "\\u0001");
+        at += 6;
+    }
+    return out;
+}
+
+Plan make_plan(const CompiledQuery& query) {
+    Plan plan;
+    if (query.matches_all()) return Plan{{Leaf{}}};
+    for (const CompiledFilter& filter : query.filters()) {
+        if (filter.matches_nothing()) continue;
+        std::vector<std::string> contains;
+        bool indexable = filter.predicates.has_value();
+        if (filter.predicates) {
+            for (const CompiledPredicate& p : *filter.predicates) {
+                auto c = containment(p);
+                if (!c) {
+                    indexable = false;
+                    break;
+                }
+                contains.push_back(std::move(*c));
+            }
+        }
+        if (indexable) {
+            for (const std::string& c : contains) {
+                if (filter.event_types) {
+                    for (const std::string& type : *filter.event_types)
+                        plan.leaves.push_back(Leaf{type, c});
+                } else {
+                    plan.leaves.push_back(Leaf{std::nullopt, c});
+                }
+            }
+        } else if (filter.event_types) {
+            for (const std::string& type : *filter.event_types)
+                plan.leaves.push_back(Leaf{type, std::nullopt});
+        } else {
+            return Plan{{Leaf{}}};
+        }
+    }
+    std::sort(plan.leaves.begin(), plan.leaves.end());
+    plan.leaves.erase(std::unique(plan.leaves.begin(), plan.leaves.end()), plan.leaves.end());
+    return plan;
+}
+
+// The candidates of one leaf with after < sequence_number <= end. `head` is the snapshot's
+// highest sequence number: bounds that exclude nothing are left out, so that the planner
+// does not mistake them for selective conditions (on a table without statistics it
+// otherwise scans the primary key and filters every fact).
+Command leaf_command(const Leaf& leaf, SequenceNumber after, SequenceNumber end, SequenceNumber head,
+                     bool descending) {
+    Command command;
+    command.sql = "SELECT " FACT_COLUMNS " FROM facts WHERE true";
+    auto add = [&](std::string value) {
+        command.params.push_back(std::move(value));
+        return "$" + std::to_string(command.params.size());
+    };
+    if (after > 0) command.sql += " AND sequence_number > " + add(num(after));
+    if (end < head) command.sql += " AND sequence_number <= " + add(num(end));
+    if (leaf.type) command.sql += " AND event_type = " + add(*leaf.type);
+    if (leaf.contains)
+        command.sql += " AND factstr_payload_index(payload) @> " + add(*leaf.contains) + "::jsonb";
+    command.sql += descending ? " ORDER BY sequence_number DESC LIMIT " + std::to_string(kDescendingPage)
+                              : " ORDER BY sequence_number";
+    return command;
+}
+
+void refuse_nul(std::string_view text, std::string_view what) {
+    if (text.find('\0') != std::string_view::npos)
+        throw InvalidInput(ErrorCode::invalid_argument,
+                           std::string(what) + " contains a NUL character, which PostgreSQL cannot store");
+}
+
+struct WriteRequest {
+    std::vector<PreparedEvent>* events = nullptr;
+    const CompiledQuery* context = nullptr;
+    std::optional<SequenceNumber> expected;
+    std::optional<AppendIfResult> result;
+    std::exception_ptr error;
+    bool done = false;
+};
+
+class PostgresBackend final : public Backend {
+public:
+    PostgresBackend(Conninfo info, int poll_interval_ms)
+        : info_(std::move(info)), poll_interval_ms_(std::max(1, poll_interval_ms)) {
+        with_connection([&](Connection& c) {
+            ensure_schema(c);
+            return 0;
+        });
+    }
+
+    std::string describe() const override { return info_.description(); }
+
+    AppendResult append(std::vector<PreparedEvent>&& events) override {
+        check_events(events);
+        WriteRequest request;
+        request.events = &events;
+        submit(request);
+        return *request.result->append_result();
+    }
+
+    AppendIfResult append_if(std::vector<PreparedEvent>&& events, const CompiledQuery& context,
+                             std::optional<SequenceNumber> expected) override {
+        check_events(events);
+        WriteRequest request;
+        request.events = &events;
+        request.context = &context;
+        request.expected = expected;
+        submit(request);
+        return *request.result;
+    }
+
+    QueryResult query(const CompiledQuery& query) override {
+        return with_connection([&](Connection& c) {
+            ReadTransaction transaction(c);
+            const SequenceNumber end = transaction.head;
+            const SequenceNumber after = std::min(query.min_sequence_number().value_or(0), end);
+            const Plan plan = make_plan(query);
+            QueryResult result;
+            for (Row& row : collect(c, plan, query, after, end, end))
+                result.event_records.push_back(to_record(std::move(row)));
+            if (!result.event_records.empty()) {
+                result.last_returned_sequence_number = result.event_records.back().sequence_number;
+                result.current_context_version = result.last_returned_sequence_number;
+            } else {
+                result.current_context_version = highest_match(c, plan, query, after, end);
+            }
+            transaction.finish();
+            return result;
+        });
+    }
+
+    BatchPage read_batches(SequenceNumber after, const CompiledQuery& filter,
+                           std::size_t max_facts) override {
+        return with_connection([&](Connection& c) {
+            ReadTransaction transaction(c);
+            const SequenceNumber end = transaction.head;
+            BatchPage page;
+            page.scanned_through = std::max(after, end);
+            if (after >= end) return page;
+            // Bound the work of one page by a window of sequence numbers, widened to the end
+            // of the batch it cuts into.
+            const SequenceNumber window =
+                filter.matches_all() ? std::max<SequenceNumber>(max_facts, 1)
+                                     : std::max<SequenceNumber>(max_facts * 16, 65536);
+            SequenceNumber window_end = end;
+            if (end - after > window) window_end = batch_last_at(c, after + window);
+            page.scanned_through = window_end;
+            const Plan plan = make_plan(filter);
+            std::size_t collected = 0;
+            for (Row& row : collect(c, plan, filter, after, window_end, end)) {
+                if (page.batches.empty() || page.batches.back().last_sequence_number != row.batch_last) {
+                    if (collected >= max_facts && !page.batches.empty()) {
+                        page.scanned_through = page.batches.back().last_sequence_number;
+                        break;
+                    }
+                    page.batches.push_back(CommittedBatch{row.batch_last, {}});
+                }
+                page.batches.back().records.push_back(to_record(std::move(row)));
+                ++collected;
+            }
+            transaction.finish();
+            return page;
+        });
+    }
+
+    SequenceNumber head() override {
+        return with_connection([&](Connection& c) {
+            Result r = c.exec(kHead, "reading the head");
+            return static_cast<SequenceNumber>(get_int(r.get(), 0, 0));
+        });
+    }
+
+    std::optional<SequenceNumber> load_cursor(std::string_view name) override {
+        refuse_nul(name, "a durable stream name");
+        return with_connection([&](Connection& c) -> std::optional<SequenceNumber> {
+            Result r = c.exec_params(kLoadCursor, {std::string(name)}, "loading a cursor");
+            if (PQntuples(r.get()) == 0) return std::nullopt;
+            return static_cast<SequenceNumber>(get_int(r.get(), 0, 0));
+        });
+    }
+
+    void save_cursor(std::string_view name, SequenceNumber position,
+                     std::string_view query_json) override {
+        refuse_nul(name, "a durable stream name");
+        // An upsert that never moves the cursor backwards: repeating it is harmless.
+        with_connection([&](Connection& c) {
+            c.exec_params(kSaveCursor, {std::string(name), num(position), std::string(query_json)},
+                          "saving a cursor");
+            return 0;
+        });
+    }
+
+    std::vector<DurableCursorInfo> cursors() override {
+        return with_connection([&](Connection& c) {
+            Result r = c.exec(kCursors, "listing cursors");
+            std::vector<DurableCursorInfo> out;
+            for (int i = 0; i < PQntuples(r.get()); ++i)
+                out.push_back(DurableCursorInfo{std::string(get_text(r.get(), i, 0)),
+                                                static_cast<SequenceNumber>(get_int(r.get(), i, 1)),
+                                                std::string(get_text(r.get(), i, 2))});
+            return out;
+        });
+    }
+
+    std::chrono::milliseconds external_poll_interval() const override {
+        return std::chrono::milliseconds(poll_interval_ms_);
+    }
+
+    // LISTEN factstr_commits on a connection of its own; a notification (from another
+    // process) is only a wake-up: the head is read from the log. Once a second the head is
+    // read anyway, in case a notification was lost with a connection.
+    std::optional<SequenceNumber> poll_external_commits() override {
+        std::lock_guard lock(poll_mutex_);
+        bool wake = false;
+        if (!listener_ || !listener_->ok()) {
+            if (!listener_)
+                listener_ = std::make_unique<Connection>(info_);
+            else
+                listener_->ensure_ok();
+            listener_->exec("LISTEN factstr_commits", "listening for commits");
+            wake = true;
+        }
+        PGconn* conn = listener_->handle();
+        if (PQconsumeInput(conn) != 1 || !listener_->ok()) {
+            listener_->ensure_ok();
+            listener_->exec("LISTEN factstr_commits", "listening for commits");
+            wake = true;
+            conn = listener_->handle();
+        }
+        const int own_pid = writer_pid_.load();
+        while (PGnotify* notify = PQnotifies(conn)) {
+            if (notify->be_pid != own_pid) wake = true;
+            PQfreemem(notify);
+        }
+        const auto now = std::chrono::steady_clock::now();
+        if (!wake && now - last_poll_head_ < std::chrono::seconds(1)) return std::nullopt;
+        last_poll_head_ = now;
+        return head();
+    }
+
+private:
+    // ---- schema --------------------------------------------------------------------------
+
+    void ensure_schema(Connection& c) {
+        if (validate_existing(c)) return;
+        try {
+            c.exec("BEGIN", "creating the schema");
+            c.exec("SELECT pg_advisory_xact_lock(" FACTSTR_SCHEMA_LOCK ")", "creating the schema");
+            if (!validate_existing(c)) {
+                const char* encoding = PQparameterStatus(c.handle(), "server_encoding");
+                if (!encoding || std::string_view(encoding) != "UTF8")
+                    throw StoreError(ErrorCode::schema_mismatch,
+                                     describe() + ": the database encoding is " +
+                                         (encoding ? encoding : "unknown") +
+                                         "; factstr needs a UTF8 database (bootstrap creates one); "
+                                         "it was left untouched");
+                c.exec(kSchema, "creating the schema");
+            }
+            c.exec("COMMIT", "creating the schema");
+        } catch (...) {
+            c.rollback_quietly();
+            throw;
+        }
+    }
+
+    // True when the database holds a factstr schema of our version; false when it holds none.
+    // Throws for anything else, without changing the database.
+    bool validate_existing(Connection& c) {
+        Result tables = c.exec(
+            "SELECT to_regclass('factstr_meta') IS NOT NULL, to_regclass('facts') IS NOT NULL,"
+            " to_regclass('durable_streams') IS NOT NULL",
+            "reading the schema");
+        const bool meta = get_text(tables.get(), 0, 0) == "t";
+        const bool facts = get_text(tables.get(), 0, 1) == "t";
+        const bool streams = get_text(tables.get(), 0, 2) == "t";
+        if (!meta) {
+            if (facts || streams)
+                throw StoreError(ErrorCode::schema_mismatch,
+                                 describe() + " has a table named " +
+                                     (facts ? "facts" : "durable_streams") +
+                                     " but no factstr_meta: it is not a factstr store; it was left "
+                                     "untouched");
+            return false;
+        }
+        std::string format, version;
+        try {
+            Result rows = c.exec("SELECT key::text, value::text FROM factstr_meta", "reading factstr_meta");
+            for (int i = 0; i < PQntuples(rows.get()); ++i) {
+                if (get_text(rows.get(), i, 0) == "format") format = get_text(rows.get(), i, 1);
+                if (get_text(rows.get(), i, 0) == "schema_version") version = get_text(rows.get(), i, 1);
+            }
+        } catch (const PgError& e) {
+            if (e.connection_lost()) throw;
+            throw StoreError(ErrorCode::schema_mismatch,
+                             describe() + ": factstr_meta is not a factstr table (" + e.what() +
+                                 "); the database was left untouched");
+        }
+        if (format != "factstr")
+            throw StoreError(ErrorCode::schema_mismatch,
+                             describe() + " is not a factstr store (format '" + format +
+                                 "' in factstr_meta); it was left untouched");
+        if (version != std::to_string(kSchemaVersion))
+            throw StoreError(ErrorCode::schema_mismatch,
+                             describe() + " has factstr schema version " + version +
+                                 ", this build reads version " + std::to_string(kSchemaVersion) +
+                                 "; it was left untouched");
+        return true;
+    }
+
+    // ---- reading -------------------------------------------------------------------------
+
+    // A read-only snapshot: every statement inside sees the same committed prefix of the log.
+    struct ReadTransaction {
+        explicit ReadTransaction(Connection& c) : conn(c) {
+            Result r = conn.exec(kBeginRead, "starting a read");
+            head = static_cast<SequenceNumber>(get_int(r.get(), 0, 0));
+        }
+        void finish() { conn.exec("COMMIT", "ending a read"); }
+        ~ReadTransaction() { conn.rollback_quietly(); }
+        Connection& conn;
+        SequenceNumber head = 0;
+    };
+
+    // Runs `fn` on a pooled connection. Reads are repeated (at most twice) when the
+    // connection dropped: they change nothing, and the log is the truth.
+    template <class Fn>
+    std::invoke_result_t<Fn&, Connection&> with_connection(Fn&& fn) {
+        for (int attempt = 0;; ++attempt) {
+            std::unique_ptr<Connection> c;
+            {
+                std::lock_guard lock(pool_mutex_);
+                if (!idle_.empty()) {
+                    c = std::move(idle_.back());
+                    idle_.pop_back();
+                }
+            }
+            struct Return {
+                PostgresBackend& self;
+                std::unique_ptr<Connection>& c;
+                ~Return() {
+                    if (!c) return;
+                    std::lock_guard lock(self.pool_mutex_);
+                    if (self.idle_.size() < 8) self.idle_.push_back(std::move(c));
+                }
+            } give_back{*this, c};
+            try {
+                if (!c)
+                    c = std::make_unique<Connection>(info_);
+                else
+                    c->ensure_ok();
+                return fn(*c);
+            } catch (const PgError& e) {
+                if (!e.connection_lost() || attempt >= 2) throw;
+            }
+        }
+    }
+
+    SequenceNumber batch_last_at(Connection& c, SequenceNumber position) {
+        Result r = c.exec_params(kBatchLastAt, {num(position)}, "reading a batch boundary");
+        if (PQntuples(r.get()) == 0) return position;
+        return static_cast<SequenceNumber>(get_int(r.get(), 0, 0));
+    }
+
+    // Matching facts with after < sequence_number <= end, ascending.
+    std::vector<Row> collect(Connection& c, const Plan& plan, const CompiledQuery& query,
+                             SequenceNumber after, SequenceNumber end, SequenceNumber head) {
+        std::vector<Row> rows;
+        if (after >= end) return rows;
+        for (const Leaf& leaf : plan.leaves) {
+            Command command = leaf_command(leaf, after, end, head, false);
+            if (!leaf.type && !leaf.contains) command = Command{kScanWindow, {num(after), num(end)}};
+            Result r = c.exec_params(command.sql, command.params, "reading facts");
+            const int n = PQntuples(r.get());
+            rows.reserve(rows.size() + static_cast<std::size_t>(n));
+            const bool check = !query.matches_all();
+            for (int i = 0; i < n; ++i) {
+                if (check && !query.matches(get_text(r.get(), i, 2), get_text(r.get(), i, 3))) continue;
+                rows.push_back(read_row(r.get(), i));
+            }
+        }
+        if (plan.leaves.size() > 1) {
+            std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
+                return a.sequence_number < b.sequence_number;
+            });
+            rows.erase(std::unique(rows.begin(), rows.end(),
+                                   [](const Row& a, const Row& b) {
+                                       return a.sequence_number == b.sequence_number;
+                                   }),
+                       rows.end());
+        }
+        return rows;
+    }
+
+    // The highest matching sequence number at or below `end`.
+    std::optional<SequenceNumber> highest_match(Connection& c, const Plan& plan,
+                                                const CompiledQuery& query, SequenceNumber end,
+                                                SequenceNumber head) {
+        SequenceNumber best = 0;
+        for (const Leaf& leaf : plan.leaves) {
+            SequenceNumber upper = end;
+            while (upper > best) {
+                Command command = leaf_command(leaf, best, upper, head, true);
+                Result r = c.exec_params(command.sql, command.params, "reading the context version");
+                const int n = PQntuples(r.get());
+                bool found = false;
+                for (int i = 0; i < n; ++i) {
+                    if (query.matches(get_text(r.get(), i, 2), get_text(r.get(), i, 3))) {
+                        best = static_cast<SequenceNumber>(get_int(r.get(), i, 0));
+                        found = true;
+                        break;
+                    }
+                }
+                if (found || static_cast<std::size_t>(n) < kDescendingPage) break;
+                upper = static_cast<SequenceNumber>(get_int(r.get(), n - 1, 0)) - 1;
+            }
+        }
+        if (best == 0) return std::nullopt;
+        return best;
+    }
+
+    // ---- writing -------------------------------------------------------------------------
+
+    static void check_events(const std::vector<PreparedEvent>& events) {
+        for (const PreparedEvent& event : events) refuse_nul(event.event_type, "an event type");
+    }
+
+    // Group commit: the first thread to find no commit in progress becomes the leader and
+    // commits every queued request in one transaction; the others wait for their outcome.
+    void submit(WriteRequest& request) {
+        std::unique_lock lock(queue_mutex_);
+        queue_.push_back(&request);
+        while (!request.done) {
+            if (leader_active_) {
+                queue_changed_.wait(lock);
+                continue;
+            }
+            leader_active_ = true;
+            std::vector<WriteRequest*> group;
+            group.swap(queue_);
+            lock.unlock();
+            SequenceNumber head = commit_group(group);
+            lock.lock();
+            for (WriteRequest* r : group) r->done = true;
+            leader_active_ = false;
+            queue_changed_.notify_all();
+            if (head) {
+                lock.unlock();
+                notify_committed(head);
+                lock.lock();
+            }
+        }
+        if (request.error) std::rethrow_exception(request.error);
+    }
+
+    // Returns the new head when anything was committed, else 0.
+    SequenceNumber commit_group(std::vector<WriteRequest*>& group) {
+        std::lock_guard lock(write_mutex_);
+        for (int attempt = 0;; ++attempt) {
+            for (WriteRequest* r : group) {
+                r->result.reset();
+                r->error = nullptr;
+            }
+            bool commit_sent = false;
+            try {
+                if (!writer_)
+                    writer_ = std::make_unique<Connection>(info_);
+                else
+                    writer_->ensure_ok();
+                writer_pid_.store(PQbackendPID(writer_->handle()));
+                return write_group(group, commit_sent);
+            } catch (const PgError& e) {
+                if (commit_sent && e.connection_lost()) {
+                    // The commit may or may not have happened: never retried.
+                    auto error = std::make_exception_ptr(StoreError(
+                        ErrorCode::outcome_unknown,
+                        describe() +
+                            ": the connection dropped while the commit was in flight; the append "
+                            "may or may not be in the log (check before repeating it): " +
+                            e.what()));
+                    for (WriteRequest* r : group)
+                        if (!r->result || r->result->committed()) {
+                            r->result.reset();
+                            r->error = error;
+                        }
+                    return 0;
+                }
+                if (!commit_sent && e.connection_lost() && attempt == 0) continue;  // nothing written
+                writer_->rollback_quietly();
+                fail_all(group, std::current_exception());
+                return 0;
+            } catch (...) {
+                if (writer_) writer_->rollback_quietly();
+                fail_all(group, std::current_exception());
+                return 0;
+            }
+        }
+    }
+
+    static void fail_all(std::vector<WriteRequest*>& group, std::exception_ptr error) {
+        for (WriteRequest* r : group) {
+            r->result.reset();
+            r->error = error;
+        }
+    }
+
+    SequenceNumber write_group(std::vector<WriteRequest*>& group, bool& commit_sent) {
+        Connection& c = *writer_;
+        const bool conditional =
+            std::any_of(group.begin(), group.end(), [](WriteRequest* r) { return r->context != nullptr; });
+        std::vector<Command> commands{{"BEGIN", {}},
+                                      {"SELECT pg_advisory_xact_lock(" FACTSTR_APPEND_LOCK ")", {}}};
+        SequenceNumber db_head = 0;
+        if (conditional) {
+            commands.push_back({kHead, {}});
+            auto results = c.pipeline(commands, "starting an append");
+            db_head = static_cast<SequenceNumber>(get_int(results.back().get(), 0, 0));
+            commands.clear();
+        }
+        struct Write {
+            WriteRequest* request;
+            std::size_t offset;
+        };
+        std::vector<Write> writes;
+        std::string types = "{", payloads = "{", lasts = "{";
+        std::size_t total = 0;
+        for (WriteRequest* request : group) {
+            if (request->context) {
+                const CompiledQuery& context = *request->context;
+                std::optional<SequenceNumber> actual;
+                // Facts queued earlier in this transaction are newer than any in the table.
+                for (auto w = writes.rbegin(); w != writes.rend() && !actual; ++w) {
+                    const auto& events = *w->request->events;
+                    for (std::size_t i = events.size(); i-- > 0;) {
+                        if (context.matches(events[i].event_type, events[i].payload.compact)) {
+                            actual = db_head + w->offset + i + 1;
+                            break;
+                        }
+                    }
+                }
+                if (!actual) actual = highest_match(c, make_plan(context), context, db_head, db_head);
+                if (actual != request->expected) {
+                    request->result = ConditionalAppendConflict{request->expected, actual};
+                    continue;
+                }
+            }
+            const std::size_t n = request->events->size();
+            const std::string batch_end = std::to_string(total + n);  // relative to the base
+            for (const PreparedEvent& event : *request->events) {
+                if (total) {
+                    types += ',';
+                    payloads += ',';
+                    lasts += ',';
+                }
+                append_array_element(types, event.event_type);
+                append_array_element(payloads, event.payload.compact);
+                lasts += batch_end;
+                ++total;
+            }
+            writes.push_back(Write{request, total - n});
+        }
+        if (total == 0) {
+            if (conditional) c.exec("ROLLBACK", "ending an append");
+            return 0;
+        }
+        types += '}';
+        payloads += '}';
+        lasts += '}';
+        commands.push_back(Command{kInsert, {std::to_string(now_micros()), std::move(types),
+                                             std::move(payloads), std::move(lasts), num(total)}});
+        auto results = c.pipeline(commands, "appending");
+        const auto base = static_cast<SequenceNumber>(get_int(results.back().get(), 0, 0));
+        if (conditional && base != db_head)
+            throw StoreError(ErrorCode::corrupt_database,
+                             describe() + ": facts were written without the factstr append lock");
+        commit_sent = true;
+        c.exec("COMMIT", "committing an append");
+        for (const Write& w : writes) {
+            const std::size_t n = w.request->events->size();
+            w.request->result = AppendResult{base + w.offset + 1, base + w.offset + n, n};
+        }
+        return base + total;
+    }
+
+    Conninfo info_;
+    int poll_interval_ms_;
+
+    std::mutex write_mutex_;
+    std::unique_ptr<Connection> writer_;
+    std::atomic<int> writer_pid_{0};
+
+    std::mutex queue_mutex_;
+    std::condition_variable queue_changed_;
+    std::vector<WriteRequest*> queue_;
+    bool leader_active_ = false;
+
+    std::mutex pool_mutex_;
+    std::vector<std::unique_ptr<Connection>> idle_;
+
+    std::mutex poll_mutex_;
+    std::unique_ptr<Connection> listener_;
+    std::chrono::steady_clock::time_point last_poll_head_{};
+};
+
+bool valid_database_name(std::string_view name) {
+    if (name.empty() || name.size() > 63) return false;
+    auto letter = [](char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; };
+    if (!letter(name[0])) return false;
+    return std::all_of(name.begin(), name.end(),
+                       [&](char c) { return letter(c) || (c >= '0' && c <= '9'); });
+}
+
+}  // namespace
+}  // namespace postgres
+
+std::unique_ptr<Backend> make_postgres_backend(PostgresOptions options) {
+    return std::make_unique<postgres::PostgresBackend>(postgres::Conninfo::parse(options.conninfo),
+                                                       options.poll_interval_ms);
+}
+
+std::unique_ptr<Backend> make_postgres_backend(std::string conninfo) {
+    PostgresOptions options;
+    options.conninfo = std::move(conninfo);
+    return make_postgres_backend(std::move(options));
+}
+
+std::unique_ptr<Backend> bootstrap_postgres(std::string_view server_url,
+                                            std::string_view database_name) {
+    using namespace postgres;
+    if (!valid_database_name(database_name))
+        throw InvalidInput(ErrorCode::invalid_argument,
+                           "invalid database name '" + std::string(database_name) +
+                               "': use letters, digits and _ (not first), at most 63 characters");
+    const Conninfo server = Conninfo::parse(server_url);
+    {
+        Connection c(server);
+        Result r = c.exec_params("SELECT 1 FROM pg_database WHERE datname = $1",
+                                 {std::string(database_name)}, "looking up the database");
+        if (PQntuples(r.get()) == 0) {
+            // The name is validated above: quoting it as an identifier is safe.
+            const std::string create = "CREATE DATABASE \"" + std::string(database_name) +
+                                       "\" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'";
+            try {
+                c.exec(create.c_str(), "creating the database");
+            } catch (const PgError& e) {
+                // Another process created it first.
+                if (e.sqlstate() != "42P04" && e.sqlstate() != "23505") throw;
+            }
+        }
+    }
+    PostgresOptions options;
+    return std::make_unique<PostgresBackend>(server.with("dbname", std::string(database_name)),
+                                             options.poll_interval_ms);
+}
+
+}  // namespace factstr
