@@ -162,4 +162,11 @@ Store open(std::string_view url, StoreOptions options) {
     return Store(open_backend(url), options);
 }
 
+Store memory_store(StoreOptions options) { return Store(make_memory_backend(), options); }
+
+Store sqlite_store(const std::string& path, SqliteOptions sqlite, StoreOptions options) {
+    sqlite.path = path;
+    return Store(make_sqlite_backend(std::move(sqlite)), options);
+}
+
 }  // namespace factstr

@@ -172,4 +172,9 @@ private:
 // Opens a store from a URL: "memory:", "sqlite:PATH", "postgres://…".
 Store open(std::string_view url, StoreOptions options = {});
 
+// A new, empty memory store.
+Store memory_store(StoreOptions options = {});
+// The SQLite store in the file at `path` (created when missing); `sqlite.path` is ignored.
+Store sqlite_store(const std::string& path, SqliteOptions sqlite = {}, StoreOptions options = {});
+
 }  // namespace factstr
