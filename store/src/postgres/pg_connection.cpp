@@ -17,6 +17,10 @@ std::string trim(std::string text) {
 
 bool is_lost(PGconn* conn) { return conn == nullptr || PQstatus(conn) != CONNECTION_OK; }
 
+// Server notices (and the FATAL message of a terminated session) are not printed to stderr;
+// failures reach the caller as exceptions.
+void ignore_notice(void*, const char*) {}
+
 }  // namespace
 
 // ---- Conninfo ------------------------------------------------------------------------------
@@ -158,6 +162,7 @@ void Connection::connect() {
         throw PgError(ErrorCode::connection_failure,
                       info_.description() + ": cannot connect: " + message, true, "");
     }
+    PQsetNoticeProcessor(conn_, ignore_notice, nullptr);
 }
 
 bool Connection::ensure_ok() {
@@ -165,8 +170,10 @@ bool Connection::ensure_ok() {
         return false;
     if (conn_) {
         PQreset(conn_);
-        if (PQstatus(conn_) == CONNECTION_OK && PQpipelineStatus(conn_) == PQ_PIPELINE_OFF)
+        if (PQstatus(conn_) == CONNECTION_OK && PQpipelineStatus(conn_) == PQ_PIPELINE_OFF) {
+            PQsetNoticeProcessor(conn_, ignore_notice, nullptr);
             return true;
+        }
         PQfinish(conn_);
         conn_ = nullptr;
     }

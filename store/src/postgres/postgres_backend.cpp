@@ -6,7 +6,8 @@
 //         payload text (the compact JSON exactly as appended), batch_last bigint)
 //   durable_streams(name PK, position, query_json, updated_at)
 //   indexes: (event_type, sequence_number); GIN (jsonb_path_ops) over the payload as jsonb,
-//   through the immutable function factstr_payload_index(payload).
+//   through the immutable function factstr_payload_index(payload) (plpgsql with a high COST,
+//   so that it is not inlined and the planner prefers the index over evaluating it per row).
 // The payload is kept as text because jsonb does not keep a payload's text (key order,
 // duplicate keys, number spelling) and rejects \u0000; the GIN index covers the jsonb view.
 //
@@ -48,8 +49,8 @@ constexpr const char* kChannel = "factstr_commits";
 constexpr const char* kSchema = R"sql(
 CREATE TABLE factstr_meta (key text PRIMARY KEY, value text NOT NULL);
 CREATE FUNCTION factstr_payload_index(payload text) RETURNS jsonb
-  LANGUAGE sql IMMUTABLE PARALLEL SAFE
-  AS $$ SELECT replace(payload, E'\\u0000', E'\\u0001')::jsonb $$;
+  LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE COST 100
+  AS $$ BEGIN RETURN replace(payload, E'\\u0000', E'\\u0001')::jsonb; END $$;
 CREATE TABLE facts (
   sequence_number bigint PRIMARY KEY,
   occurred_at bigint NOT NULL,
@@ -451,9 +452,13 @@ private:
     // True when the database holds a factstr schema of our version; false when it holds none.
     // Throws for anything else, without changing the database.
     bool validate_existing(Connection& c) {
+        // pg_class is read with the statement's snapshot (to_regclass would consult caches
+        // that may not yet show a schema another process just committed).
         Result tables = c.exec(
-            "SELECT to_regclass('factstr_meta') IS NOT NULL, to_regclass('facts') IS NOT NULL,"
-            " to_regclass('durable_streams') IS NOT NULL",
+            "SELECT bool_or(relname = 'factstr_meta'), bool_or(relname = 'facts'),"
+            " bool_or(relname = 'durable_streams') FROM pg_class"
+            " WHERE relname IN ('factstr_meta', 'facts', 'durable_streams')"
+            " AND relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())",
             "reading the schema");
         const bool meta = get_text(tables.get(), 0, 0) == "t";
         const bool facts = get_text(tables.get(), 0, 1) == "t";

@@ -1,0 +1,378 @@
+// factstr-bench: named workloads on a chosen backend, each compared in the same run with the
+// raw engine underneath where one exists. Prints a table, or JSON with --json.
+//
+//   factstr-bench --backend memory|sqlite [--sync full|normal] [--quick] [--json]
+#include <sqlite3.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <factstr/factstr.hpp>
+#include <filesystem>
+#include <fmt/format.h>
+#include <fstream>
+#include <mutex>
+#include <random>
+#include <thread>
+
+using namespace factstr;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct Result {
+    std::string workload;
+    std::string detail;
+    double rate = 0;            // facts/s or ops/s
+    std::string unit = "facts/s";
+    double p50_us = -1, p99_us = -1;
+    double raw_rate = 0;        // the raw engine's rate for the same shape, 0 = none
+    double value = -1;          // for non-rate figures (bytes per fact)
+};
+
+struct Config {
+    std::string backend = "memory";
+    std::string sync = "full";
+    bool quick = false;
+    bool json = false;
+    std::string dir;
+};
+
+double seconds_since(Clock::time_point start) {
+    return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::string payload(std::mt19937_64& random, std::size_t keys) {
+    return fmt::format(
+        R"({{"accountId":"a{}","amount":{},"currency":"EUR","note":"monthly transfer for invoice {} of the customer account"}})",
+        random() % keys, random() % 1000, random() % 100000);
+}
+
+long peak_rss_kb() {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    return usage.ru_maxrss;
+}
+
+long current_rss_kb() {
+    std::ifstream statm("/proc/self/statm");
+    long pages = 0, resident = 0;
+    statm >> pages >> resident;
+    return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+class Bench {
+public:
+    explicit Bench(Config config) : config_(std::move(config)) {}
+
+    std::string url(const std::string& name) const {
+        if (config_.backend == "memory") return "memory:";
+        return "sqlite:" + config_.dir + "/" + name + ".db?sync=" + config_.sync;
+    }
+
+    Store fresh(const std::string& name) {
+        if (config_.backend == "sqlite") {
+            for (const char* suffix : {".db", ".db-wal", ".db-shm"})
+                std::filesystem::remove(config_.dir + "/" + name + suffix);
+        }
+        return open(url(name));
+    }
+
+    // W1: single-fact appends, one at a time.
+    void w1() {
+        const std::size_t n = config_.backend == "memory" ? (config_.quick ? 300000 : 2000000)
+                              : config_.sync == "full" ? (config_.quick ? 300 : 2000)
+                                                       : (config_.quick ? 5000 : 50000);
+        Store store = fresh("w1");
+        std::mt19937_64 random(1);
+        std::vector<std::string> payloads;
+        for (std::size_t i = 0; i < std::min<std::size_t>(n, 10000); ++i) payloads.push_back(payload(random, 1000));
+        auto start = Clock::now();
+        for (std::size_t i = 0; i < n; ++i)
+            (void)store.append({NewEvent{"deposited", payloads[i % payloads.size()]}});
+        Result r{"W1", "single-fact appends", n / seconds_since(start)};
+        if (config_.backend == "sqlite") r.raw_rate = raw_sqlite_inserts(n, 1);
+        results_.push_back(r);
+    }
+
+    // W2: batched appends.
+    void w2(std::size_t batch) {
+        const std::size_t total = config_.backend == "memory" ? (config_.quick ? 500000 : 2000000)
+                                  : config_.sync == "full" ? (config_.quick ? 20000 : 200000)
+                                                           : (config_.quick ? 50000 : 500000);
+        const std::size_t batches = std::max<std::size_t>(1, total / batch);
+        Store store = fresh("w2");
+        std::mt19937_64 random(2);
+        std::vector<NewEvent> proto;
+        for (std::size_t i = 0; i < batch; ++i) proto.push_back({"deposited", payload(random, 1000)});
+        auto start = Clock::now();
+        for (std::size_t b = 0; b < batches; ++b) (void)store.append(proto);
+        Result r{"W2", fmt::format("batches of {}", batch), batches * batch / seconds_since(start)};
+        if (config_.backend == "sqlite") r.raw_rate = raw_sqlite_inserts(batches * batch, batch);
+        results_.push_back(r);
+    }
+
+    // Fills a log with `size` deposits over `keys` accounts, in batches of 1000.
+    void fill(Store& store, std::size_t size, std::size_t keys) {
+        std::mt19937_64 random(3);
+        std::vector<NewEvent> batch;
+        for (std::size_t i = 0; i < size; ++i) {
+            batch.push_back({"deposited", payload(random, keys)});
+            if (batch.size() == 1000 || i + 1 == size) {
+                (void)store.append(std::move(batch));
+                batch.clear();
+            }
+        }
+    }
+
+    static EventQuery account_context(std::size_t account) {
+        return EventQuery{{{EventFilter{{{"deposited", "withdrawn"}},
+                                        {{fmt::format(R"({{"accountId":"a{}"}})", account)}}}}},
+                          std::nullopt};
+    }
+
+    // W3: query a narrow context, then append_if with its version, at several log sizes.
+    void w3(std::size_t size, double* single_insert_raw) {
+        const std::size_t keys = std::clamp<std::size_t>(size / 10, 1000, 100000);
+        Store store = fresh("w3");
+        fill(store, size, keys);
+        const std::size_t ops = config_.backend == "memory" ? (config_.quick ? 50000 : 200000)
+                                : config_.sync == "full" ? (config_.quick ? 200 : 1000)
+                                                         : (config_.quick ? 2000 : 20000);
+        std::mt19937_64 random(4);
+        std::vector<double> latencies;
+        latencies.reserve(ops);
+        std::size_t conflicts = 0;
+        auto start = Clock::now();
+        for (std::size_t i = 0; i < ops; ++i) {
+            auto t0 = Clock::now();
+            const std::size_t account = random() % keys;
+            auto query = account_context(account);
+            auto context = store.query(query);
+            auto outcome = store.append_if(
+                {{"withdrawn", fmt::format(R"({{"accountId":"a{}","amount":1,"currency":"EUR"}})", account)}},
+                query, context.current_context_version);
+            if (!outcome) ++conflicts;
+            latencies.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+        }
+        Result r{"W3", fmt::format("query+append_if, log {} facts, {} keys", size, keys),
+                 ops / seconds_since(start), "ops/s"};
+        std::sort(latencies.begin(), latencies.end());
+        r.p50_us = latencies[latencies.size() / 2];
+        r.p99_us = latencies[latencies.size() * 99 / 100];
+        if (single_insert_raw) r.raw_rate = *single_insert_raw;
+        if (conflicts) r.detail += fmt::format(" ({} conflicts!)", conflicts);
+        results_.push_back(r);
+    }
+
+    // W4: concurrent writers doing W3 on overlapping keys.
+    void w4(unsigned threads) {
+        Store store = fresh("w4");
+        const std::size_t keys = 1000;
+        fill(store, 10000, keys);
+        const auto duration = std::chrono::milliseconds(config_.quick ? 500 : 3000);
+        std::atomic<std::size_t> ok{0}, conflicts{0};
+        std::vector<std::thread> workers;
+        auto start = Clock::now();
+        for (unsigned t = 0; t < threads; ++t) {
+            workers.emplace_back([&, t] {
+                std::mt19937_64 random(100 + t);
+                while (Clock::now() - start < duration) {
+                    const std::size_t account = random() % keys;
+                    auto query = account_context(account);
+                    auto context = store.query(query);
+                    auto outcome = store.append_if(
+                        {{"withdrawn", fmt::format(R"({{"accountId":"a{}","amount":1}})", account)}},
+                        query, context.current_context_version);
+                    (outcome ? ok : conflicts).fetch_add(1);
+                }
+            });
+        }
+        for (auto& w : workers) w.join();
+        const double elapsed = seconds_since(start);
+        Result r{"W4", fmt::format("{} threads, query+append_if, 1000 keys ({} ok, {} conflicts)",
+                                   threads, ok.load(), conflicts.load()),
+                 (ok + conflicts) / elapsed, "ops/s"};
+        results_.push_back(r);
+    }
+
+    // W6: durable catch-up over a filled log, then live delivery latency.
+    void w6() {
+        const std::size_t size = config_.quick ? 200000 : 1000000;
+        Store store = fresh("w6");
+        fill(store, size, 10000);
+        std::atomic<std::size_t> seen{0};
+        auto start = Clock::now();
+        auto subscription = store.stream_all_durable({"bench"}, [&](const Batch& batch) {
+            seen.fetch_add(batch.size(), std::memory_order_relaxed);
+        });
+        Result replay{"W6", fmt::format("durable replay of {} facts", size), seen / seconds_since(start)};
+        subscription.unsubscribe();
+        results_.push_back(replay);
+
+        std::mutex mutex;
+        std::condition_variable arrived;
+        Clock::time_point delivered;
+        bool got = false;
+        auto live = store.stream_all([&](const Batch&) {
+            std::lock_guard lock(mutex);
+            delivered = Clock::now();
+            got = true;
+            arrived.notify_all();
+        });
+        std::vector<double> latencies;
+        const int samples = config_.quick ? 200 : 2000;
+        for (int i = 0; i < samples; ++i) {
+            auto t0 = Clock::now();
+            (void)store.append({{"ping", "{}"}});
+            std::unique_lock lock(mutex);
+            arrived.wait(lock, [&] { return got; });
+            got = false;
+            latencies.push_back(std::chrono::duration<double, std::micro>(delivered - t0).count());
+        }
+        live.unsubscribe();
+        std::sort(latencies.begin(), latencies.end());
+        Result r{"W6", "live delivery latency (append -> handler)", samples / 1.0, "samples"};
+        r.p50_us = latencies[latencies.size() / 2];
+        r.p99_us = latencies[latencies.size() * 99 / 100];
+        r.rate = 0;
+        results_.push_back(r);
+    }
+
+    // W8: bytes per fact held by the memory store (log and indexes).
+    void w8(std::size_t size) {
+        const long rss_before = current_rss_kb();
+        Store store = open("memory:");
+        fill(store, size, 100000);
+        const double bytes = static_cast<double>(memory_backend_bytes(store.backend())) / size;
+        const double rss = (current_rss_kb() - rss_before) * 1024.0 / size;
+        Result r{"W8", fmt::format("memory store bytes/fact at {} facts (RSS growth {:.0f} B/fact)", size, rss),
+                 0, "B/fact"};
+        r.value = bytes;
+        results_.push_back(r);
+    }
+
+    // The raw engine: prepared one-row inserts in transactions of `per_transaction` rows,
+    // same journal and synchronous settings as the store.
+    double raw_sqlite_inserts(std::size_t rows, std::size_t per_transaction) {
+        const std::string path = config_.dir + "/raw.db";
+        for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+        sqlite3* db = nullptr;
+        sqlite3_open(path.c_str(), &db);
+        sqlite3_exec(db, "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr);
+        sqlite3_exec(db, config_.sync == "full" ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+                     nullptr, nullptr, nullptr);
+        sqlite3_exec(db,
+                     "CREATE TABLE facts (sequence_number INTEGER PRIMARY KEY, occurred_at INTEGER, "
+                     "event_type TEXT, payload TEXT)",
+                     nullptr, nullptr, nullptr);
+        sqlite3_stmt* insert = nullptr;
+        sqlite3_prepare_v2(db, "INSERT INTO facts VALUES (?1, ?2, ?3, ?4)", -1, &insert, nullptr);
+        std::mt19937_64 random(1);
+        const std::string body = payload(random, 1000);
+        auto start = Clock::now();
+        for (std::size_t i = 0; i < rows;) {
+            sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr);
+            for (std::size_t j = 0; j < per_transaction && i < rows; ++j, ++i) {
+                sqlite3_bind_int64(insert, 1, static_cast<sqlite3_int64>(i + 1));
+                sqlite3_bind_int64(insert, 2, 1);
+                sqlite3_bind_text(insert, 3, "deposited", -1, SQLITE_STATIC);
+                sqlite3_bind_text(insert, 4, body.data(), static_cast<int>(body.size()), SQLITE_STATIC);
+                sqlite3_step(insert);
+                sqlite3_reset(insert);
+            }
+            sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
+        }
+        const double rate = rows / seconds_since(start);
+        sqlite3_finalize(insert);
+        sqlite3_close(db);
+        return rate;
+    }
+
+    void run() {
+        w1();
+        w2(100);
+        w2(10000);
+        double raw_single = config_.backend == "sqlite"
+                                ? raw_sqlite_inserts(config_.sync == "full" ? 1000 : 20000, 1)
+                                : 0;
+        std::vector<std::size_t> sizes = {10000, 100000, 1000000};
+        if (config_.quick) sizes = {10000, 100000};
+        if (config_.backend == "memory" && !config_.quick) sizes.push_back(10000000);
+        for (std::size_t size : sizes) w3(size, config_.backend == "sqlite" ? &raw_single : nullptr);
+        for (unsigned threads : {1u, 4u, 16u}) w4(threads);
+        w6();
+        if (config_.backend == "memory") {
+            w8(1000000);
+            if (!config_.quick) w8(10000000);
+        }
+    }
+
+    void print() const {
+        if (config_.json) {
+            fmt::print("{{\"backend\":\"{}\",\"sync\":\"{}\",\"quick\":{},\"cores\":{},\"sqlite_version\":\"{}\",\"peak_rss_kb\":{},\"results\":[",
+                       config_.backend, config_.sync, config_.quick, std::thread::hardware_concurrency(),
+                       sqlite3_libversion(), peak_rss_kb());
+            for (std::size_t i = 0; i < results_.size(); ++i) {
+                const Result& r = results_[i];
+                fmt::print("{}{{\"workload\":\"{}\",\"detail\":\"{}\",\"rate\":{:.1f},\"unit\":\"{}\",\"p50_us\":{:.1f},\"p99_us\":{:.1f},\"raw_rate\":{:.1f},\"ratio_to_raw\":{:.3f},\"value\":{:.1f}}}",
+                           i ? "," : "", r.workload, r.detail, r.rate, r.unit, r.p50_us, r.p99_us,
+                           r.raw_rate, r.raw_rate > 0 ? r.rate / r.raw_rate : 0.0, r.value);
+            }
+            fmt::print("]}}\n");
+            return;
+        }
+        fmt::print("backend {} (sync {}), {} cores, SQLite {}, peak RSS {} MiB\n", config_.backend,
+                   config_.sync, std::thread::hardware_concurrency(), sqlite3_libversion(),
+                   peak_rss_kb() / 1024);
+        fmt::print("{:<4} {:<62} {:>14} {:>9} {:>9} {:>12} {:>7}\n", "", "workload", "rate", "p50 µs",
+                   "p99 µs", "raw rate", "ratio");
+        for (const Result& r : results_) {
+            std::string rate = r.value >= 0 ? fmt::format("{:.0f} {}", r.value, r.unit)
+                               : r.rate > 0 ? fmt::format("{:.0f}", r.rate)
+                                            : "";
+            fmt::print("{:<4} {:<62} {:>14} {:>9} {:>9} {:>12} {:>7}\n", r.workload, r.detail, rate,
+                       r.p50_us >= 0 ? fmt::format("{:.1f}", r.p50_us) : "",
+                       r.p99_us >= 0 ? fmt::format("{:.1f}", r.p99_us) : "",
+                       r.raw_rate > 0 ? fmt::format("{:.0f}", r.raw_rate) : "",
+                       r.raw_rate > 0 ? fmt::format("{:.2f}", r.rate / r.raw_rate) : "");
+        }
+    }
+
+private:
+    Config config_;
+    std::vector<Result> results_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"factstr-bench: workloads against a backend, with the raw engine as the yardstick"};
+    Config config;
+    app.add_option("--backend", config.backend, "memory or sqlite")->check(CLI::IsMember({"memory", "sqlite"}));
+    app.add_option("--sync", config.sync, "SQLite durability: full or normal")->check(CLI::IsMember({"full", "normal"}));
+    app.add_flag("--quick", config.quick, "small sizes: a smoke run in well under a minute");
+    app.add_flag("--json", config.json, "print JSON instead of a table");
+    app.add_option("--dir", config.dir, "directory for database files (default: a temporary one)");
+    CLI11_PARSE(app, argc, argv);
+    bool own_dir = config.dir.empty();
+    if (own_dir) {
+        config.dir = (std::filesystem::temp_directory_path() / ("factstr-bench-" + std::to_string(getpid()))).string();
+        std::filesystem::create_directories(config.dir);
+    }
+    try {
+        Bench bench(config);
+        bench.run();
+        bench.print();
+    } catch (const std::exception& e) {
+        fmt::print(stderr, "factstr-bench: {}\n", e.what());
+        if (own_dir) std::filesystem::remove_all(config.dir);
+        return 1;
+    }
+    if (own_dir) std::filesystem::remove_all(config.dir);
+    return 0;
+}

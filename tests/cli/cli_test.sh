@@ -1,0 +1,401 @@
+#!/usr/bin/env bash
+# Runs the `factstr` binary as a user would and checks its output and exit codes.
+#   cli_test.sh FACTSTR_BINARY CASE BACKEND      (BACKEND: sqlite or memory)
+# Each case runs in a fresh temporary directory; the memory backend lives for one process
+# only, so its cases check what a single command does.
+set -uo pipefail
+
+FACTSTR="$1"
+CASE="$2"
+BACKEND="$3"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/factstr-cli-test.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+cd "$WORK" || exit 1
+unset FACTSTR_STORE NO_COLOR
+
+case "$BACKEND" in
+  sqlite) STORE="sqlite:$WORK/facts.db" ;;
+  memory) STORE="memory:" ;;
+  *) echo "unknown backend $BACKEND"; exit 1 ;;
+esac
+export FACTSTR_STORE="$STORE"
+
+FAILURES=0
+fail() { echo "FAIL [$CASE/$BACKEND]: $*" >&2; FAILURES=$((FAILURES + 1)); }
+
+# run ARGS…: runs factstr with stdin from $IN (default empty); sets OUT, ERR, RC.
+IN=/dev/null
+run() {
+  "$FACTSTR" "$@" <"$IN" >"$WORK/out" 2>"$WORK/err"
+  RC=$?
+  OUT="$(cat "$WORK/out")"
+  ERR="$(cat "$WORK/err")"
+  IN=/dev/null
+}
+expect_rc() { [ "$RC" -eq "$1" ] || fail "expected exit $1, got $RC (${*:2}); stderr: $ERR"; }
+expect_out() { [ "$OUT" == "$1" ] || fail "stdout: expected <<$1>> got <<$OUT>> (${*:2})"; }
+expect_out_has() { [[ "$OUT" == *"$1"* ]] || fail "stdout lacks <<$1>>: <<$OUT>> (${*:2})"; }
+expect_err_has() { [[ "$ERR" == *"$1"* ]] || fail "stderr lacks <<$1>>: <<$ERR>> (${*:2})"; }
+expect_err_lines() {
+  local n
+  n=$(printf '%s' "$ERR" | grep -c '')
+  [ "$n" -eq "$1" ] || fail "expected $1 stderr line(s), got $n: <<$ERR>> (${*:2})"
+}
+head_of() { "$FACTSTR" stats </dev/null | awk -F'\t' '$1 == "head" {print $2}'; }
+sqlite_only() { [ "$BACKEND" = sqlite ] || { echo "skipped on $BACKEND"; exit 0; }; }
+
+# Strips occurred_at (the library cannot set it on import yet).
+strip_times() { sed -E 's/"occurred_at":"[^"]*",//' "$@"; }
+
+case_help() {
+  run --help
+  expect_rc 0 help
+  expect_out_has "Exit codes:"
+  expect_out_has "3  conditional append conflict"
+  expect_out_has "FACTSTR_STORE"
+  for sub in append query tail stats streams export import demo; do
+    run "$sub" --help
+    expect_rc 0 "$sub --help"
+    expect_out_has "Usage:" "$sub --help"
+  done
+  run --version
+  expect_rc 0 version
+}
+
+case_append() {
+  run append --type Opened --payload '{"accountId":"a1"}'
+  expect_rc 0 "append one"
+  expect_out '{"first_sequence_number":1,"last_sequence_number":1,"committed_count":1}'
+  IN=/dev/stdin
+  run append <<'EOF'
+{"event_type":"Deposited","payload":{"accountId":"a1","amount":5}}
+
+{"event_type":"Deposited","payload":{"accountId":"a1","amount":7}}
+{"event_type":"Withdrawn","payload":{"accountId":"a1","amount":2}}
+EOF
+  expect_rc 0 "append stdin"
+  if [ "$BACKEND" = sqlite ]; then
+    expect_out '{"first_sequence_number":2,"last_sequence_number":4,"committed_count":3}'
+  else
+    expect_out '{"first_sequence_number":1,"last_sequence_number":3,"committed_count":3}'
+  fi
+  IN=/dev/stdin
+  run append --batch-size 2 <<'EOF'
+{"event_type":"A","payload":{}}
+{"event_type":"A","payload":{}}
+{"event_type":"A","payload":{}}
+EOF
+  expect_rc 0 "append batches"
+  [ "$(printf '%s\n' "$OUT" | wc -l)" -eq 2 ] || fail "batch-size 2 of 3 facts: expected 2 ranges: $OUT"
+  expect_out_has '"committed_count":1}' "last batch of one"
+  run append -t A -p '{}' -t B -p '{"x":[1,2]}'
+  expect_rc 0 "two flags"
+  expect_out_has '"committed_count":2}'
+
+  # Conditional appends: a committed one, then a conflict (exit 3, nothing written).
+  local ctx='{"filters":[{"event_types":["C"]}]}'
+  run append -t C -p '{}' --if-context "$ctx" --expect none
+  expect_rc 0 "append_if none"
+  [ "$BACKEND" = memory ] && return
+  local head
+  head=$(head_of)
+  run append -t C -p '{}' --if-context "$ctx" --expect none
+  expect_rc 3 "append_if conflict"
+  expect_err_has "conflict: expected context version none, actual $head"
+  expect_err_lines 1
+  [ "$(head_of)" = "$head" ] || fail "a conflict wrote something"
+  run append -t C -p '{}' --if-context "$ctx" --expect "$head"
+  expect_rc 0 "append_if with the right version"
+}
+
+case_query() {
+  sqlite_only
+  "$FACTSTR" append -t Opened -p '{"accountId":"a1"}' -t Opened -p '{"accountId":"a2"}' >/dev/null
+  "$FACTSTR" append -t Deposited -p '{"accountId":"a1","amount":5}' >/dev/null
+  "$FACTSTR" append -t Deposited -p '{"accountId":"a2","amount":9}' >/dev/null
+  run query
+  expect_rc 0 query
+  [ "$(printf '%s\n' "$OUT" | wc -l)" -eq 4 ] || fail "query: 4 lines expected: $OUT"
+  [ "$(printf '%s\n' "$OUT" | cut -f1 | tr '\n' ' ')" = "1 2 3 4 " ] || fail "query: sequence column: $OUT"
+  [ "$(printf '%s\n' "$OUT" | sed -n 3p | cut -f3,4)" = $'Deposited\t{"accountId":"a1","amount":5}' ] ||
+    fail "query: type and payload columns: $OUT"
+  expect_err_has "current_context_version=4 last_returned_sequence_number=4"
+
+  run query --type Deposited --where '{"accountId":"a1"}'
+  expect_rc 0
+  [ "$(printf '%s\n' "$OUT" | cut -f1)" = 3 ] || fail "filtered query: $OUT"
+  expect_err_has "current_context_version=3 last_returned_sequence_number=3"
+
+  run query --where '{"accountId":"a1"}' --after 2 --json
+  expect_rc 0
+  [[ "$OUT" == '{"event_records":[{"sequence_number":3,'*'"last_returned_sequence_number":3,"current_context_version":3}' ]] ||
+    fail "query --json: $OUT"
+
+  run query --where '{"accountId":"a1"}' --after 3 --json
+  expect_out_has '"event_records":[],"last_returned_sequence_number":null,"current_context_version":3}'
+
+  run query --limit 2 --ndjson
+  expect_rc 0
+  [ "$(printf '%s\n' "$OUT" | wc -l)" -eq 2 ] || fail "limit 2: $OUT"
+  [[ "$(printf '%s\n' "$OUT" | head -1)" == '{"sequence_number":1,"occurred_at":"'*'","event_type":"Opened","payload":{"accountId":"a1"}}' ]] ||
+    fail "ndjson record: $OUT"
+  expect_err_has "current_context_version=4 last_returned_sequence_number=2"
+
+  run query --query '{"filters":[{"event_types":["Opened"]},{"payload_predicates":[{"amount":9}]}]}'
+  [ "$(printf '%s\n' "$OUT" | cut -f1 | tr '\n' ' ')" = "1 2 4 " ] || fail "query --query: $OUT"
+
+  run query --type Nothing
+  expect_rc 0
+  expect_out ""
+  expect_err_has "current_context_version=none last_returned_sequence_number=none"
+}
+
+case_tail() {
+  sqlite_only
+  for i in 1 2 3 4 5; do "$FACTSTR" append -t T -p "{\"i\":$i}" >/dev/null; done
+  run tail -n 2
+  expect_rc 0 "tail -n 2"
+  [ "$(printf '%s\n' "$OUT" | cut -f1 | tr '\n' ' ')" = "4 5 " ] || fail "tail -n 2: $OUT"
+  run tail --from 3 --ndjson
+  [ "$(printf '%s\n' "$OUT" | wc -l)" -eq 2 ] || fail "tail --from 3: $OUT"
+  expect_out_has '"sequence_number":4'
+
+  # A durable cursor: the first run prints everything, the second only what is new.
+  run tail --durable audit --where '{"i":2}'
+  expect_rc 0 "tail --durable"
+  [ "$(printf '%s\n' "$OUT" | cut -f1)" = 2 ] || fail "durable first run: $OUT"
+  run tail --durable audit --where '{"i":2}'
+  expect_out "" "durable second run"
+  "$FACTSTR" append -t T -p '{"i":2}' >/dev/null
+  run tail --durable audit --where '{"i":2}'
+  [ "$(printf '%s\n' "$OUT" | cut -f1)" = 6 ] || fail "durable after append: $OUT"
+}
+
+case_tail_follow() {
+  sqlite_only
+  "$FACTSTR" append -t Before -p '{}' >/dev/null
+  "$FACTSTR" tail -f --from 0 >"$WORK/tail.out" 2>"$WORK/tail.err" &
+  local pid=$!
+  sleep 0.5
+  "$FACTSTR" append -t Live -p '{"n":1}' >/dev/null
+  "$FACTSTR" append -t Live -p '{"n":2}' -t Live -p '{"n":3}' >/dev/null
+  local i
+  for i in $(seq 1 50); do
+    [ "$(wc -l <"$WORK/tail.out")" -ge 4 ] && break
+    sleep 0.1
+  done
+  kill -INT "$pid"
+  wait "$pid"
+  local rc=$?
+  [ "$rc" -eq 0 ] || fail "tail -f exited $rc after SIGINT: $(cat "$WORK/tail.err")"
+  [ "$(cut -f1,3,4 "$WORK/tail.out" | tr '\n' '|')" = $'1\tBefore\t{}|2\tLive\t{"n":1}|3\tLive\t{"n":2}|4\tLive\t{"n":3}|' ] ||
+    fail "tail -f output: $(cat "$WORK/tail.out")"
+
+  # SIGTERM, and a durable follower.
+  "$FACTSTR" tail -f --durable follower --ndjson >"$WORK/tail2.out" 2>"$WORK/tail2.err" &
+  pid=$!
+  sleep 0.5
+  "$FACTSTR" append -t Live -p '{"n":4}' >/dev/null
+  for i in $(seq 1 50); do
+    [ "$(wc -l <"$WORK/tail2.out")" -ge 5 ] && break
+    sleep 0.1
+  done
+  kill -TERM "$pid"
+  wait "$pid"
+  rc=$?
+  [ "$rc" -eq 0 ] || fail "tail -f --durable exited $rc after SIGTERM: $(cat "$WORK/tail2.err")"
+  [ "$(wc -l <"$WORK/tail2.out")" -eq 5 ] || fail "durable follower saw: $(cat "$WORK/tail2.out")"
+  run streams
+  expect_out $'follower\t5\t0\tall'
+}
+
+case_stats() {
+  run stats
+  expect_rc 0 stats
+  if [ "$BACKEND" = memory ]; then
+    expect_out_has $'facts\t0\nhead\t0\nbatches\t0\nfirst_occurred_at\tnone'
+    return
+  fi
+  "$FACTSTR" append -t A -p '{}' -t B -p '{}' >/dev/null
+  "$FACTSTR" append -t A -p '{}' >/dev/null
+  run stats
+  expect_rc 0
+  expect_out_has "store	sqlite:$WORK/facts.db"
+  expect_out_has $'facts\t3\nhead\t3\nbatches\t2\nfirst_occurred_at\t20'
+  expect_out_has $'event_type\tA\t2\nevent_type\tB\t1'
+  [[ "$OUT" =~ database_bytes$'\t'[1-9][0-9]* ]] || fail "database_bytes: $OUT"
+  run stats --json
+  expect_out_has '"facts":3,"head":3,"batches":2,'
+  expect_out_has '"event_types":{"A":2,"B":1}}'
+}
+
+case_streams() {
+  run streams
+  expect_rc 0
+  expect_out ""
+  [ "$BACKEND" = memory ] && return
+  for i in 1 2 3; do "$FACTSTR" append -t T -p "{\"i\":$i}" >/dev/null; done
+  "$FACTSTR" tail --durable one --type T >/dev/null
+  "$FACTSTR" append -t T -p '{}' -t U -p '{}' >/dev/null
+  run streams
+  expect_rc 0
+  expect_out $'one\t3\t2\t{"filters":[{"event_types":["T"]}]}'
+  run streams --exact --json
+  expect_out '[{"name":"one","query":{"filters":[{"event_types":["T"]}]},"position":3,"lag":2,"pending":1}]'
+}
+
+case_export_import() {
+  sqlite_only
+  "$FACTSTR" demo >/dev/null || fail "demo"
+  "$FACTSTR" append -t Big -p '{"list":[1,2.5,"x",{"y":null}],"u":"é"}' >/dev/null
+  run export
+  expect_rc 0 export
+  cp "$WORK/out" "$WORK/one.ndjson"
+  local n
+  n=$(wc -l <"$WORK/one.ndjson")
+  [ "$n" -eq "$(head_of)" ] || fail "export: $n lines for head $(head_of)"
+  grep -q '"event_type":"MoneyDeposited","payload":{"accountId":"alice","amount":100},"batch_last":6}' "$WORK/one.ndjson" ||
+    fail "export: batch_last of the deposits batch: $(sed -n 4p "$WORK/one.ndjson")"
+
+  # Into a fresh store: same numbers, same batches, same facts (occurred_at aside).
+  run --store "sqlite:$WORK/two.db" import "$WORK/one.ndjson"
+  expect_rc 0 import
+  expect_out_has "imported $n facts"
+  expect_out_has "as sequence numbers 1..$n"
+  "$FACTSTR" --store "sqlite:$WORK/two.db" export -o "$WORK/two.ndjson" 2>/dev/null || fail "export -o"
+  diff <(strip_times "$WORK/one.ndjson") <(strip_times "$WORK/two.ndjson") >/dev/null ||
+    fail "round trip differs: $(diff <(strip_times "$WORK/one.ndjson") <(strip_times "$WORK/two.ndjson") | head -5)"
+  [ ! -e "$WORK/two.ndjson.partial" ] || fail "export -o left its .partial file"
+
+  # From stdin too.
+  IN="$WORK/one.ndjson"
+  run --store "sqlite:$WORK/three.db" import
+  expect_rc 0 "import from stdin"
+  "$FACTSTR" --store "sqlite:$WORK/three.db" export 2>/dev/null | strip_times >"$WORK/three.ndjson"
+  diff <(strip_times "$WORK/one.ndjson") "$WORK/three.ndjson" >/dev/null || fail "stdin round trip differs"
+
+  # A non-empty store is refused, unless --append (numbers reassigned).
+  run --store "sqlite:$WORK/two.db" import "$WORK/one.ndjson"
+  expect_rc 2 "import into a non-empty store"
+  expect_err_has "the store is not empty (head $n)"
+  [ "$("$FACTSTR" --store "sqlite:$WORK/two.db" stats | awk -F'\t' '$1=="head"{print $2}')" = "$n" ] ||
+    fail "refused import wrote something"
+  run --store "sqlite:$WORK/two.db" import --append "$WORK/one.ndjson"
+  expect_rc 0 "import --append"
+  expect_out_has "as sequence numbers $((n + 1))..$((2 * n))"
+  expect_out_has "reassigned"
+  run --store "sqlite:$WORK/two.db" stats
+  expect_out_has $'batches\t'"$(( 2 * $("$FACTSTR" stats | awk -F'\t' '$1=="batches"{print $2}') ))"
+}
+
+case_demo() {
+  run demo
+  expect_rc 0 demo
+  expect_out_has "CONFLICT (expected"
+  expect_out_has "facts appended by this run: 11 (#1..#11)"
+  expect_out_has "balance alice          60"
+  [ "$BACKEND" = memory ] && return
+  run demo
+  expect_rc 0 "demo again"
+  expect_out_has "(run 2)"
+  expect_out_has "facts appended by this run: 11 (#12..#22)"
+  expect_out_has "balance carol-2"
+}
+
+case_bad_input() {
+  # Invalid JSON on line 37 of stdin: one line naming it, exit 2, nothing written.
+  local head_before=0
+  if [ "$BACKEND" = sqlite ]; then
+    "$FACTSTR" append -t Seed -p '{}' >/dev/null
+    head_before=1
+  fi
+  for i in $(seq 1 36); do echo "{\"event_type\":\"E\",\"payload\":{\"i\":$i}}"; done >"$WORK/in.ndjson"
+  echo '{"event_type":"E","payload":{"i":37}' >>"$WORK/in.ndjson"
+  echo '{"event_type":"E","payload":{"i":38}}' >>"$WORK/in.ndjson"
+  IN="$WORK/in.ndjson"
+  run append
+  expect_rc 2 "invalid JSON"
+  expect_err_has "factstr append: stdin line 37: invalid JSON: "
+  expect_err_lines 1 "invalid JSON"
+  [ "$BACKEND" = sqlite ] && { [ "$(head_of)" = "$head_before" ] || fail "invalid input wrote facts"; }
+
+  printf '%s\n' '{"event_type":"E","payload":{}}' '{"payload":{}}' >"$WORK/in2.ndjson"
+  IN="$WORK/in2.ndjson"
+  run append
+  expect_rc 2 "missing event_type"
+  expect_err_has 'stdin line 2: "event_type" must be a non-empty string'
+
+  run append -i "$WORK/in.ndjson"
+  expect_rc 2 "file input"
+  expect_err_has "$WORK/in.ndjson line 37: invalid JSON"
+
+  run import "$WORK/in.ndjson"
+  expect_rc 2 "import invalid JSON"
+  expect_err_has "$WORK/in.ndjson line 37: invalid JSON"
+  [ "$BACKEND" = sqlite ] && { [ "$(head_of)" = "$head_before" ] || fail "invalid import wrote facts"; }
+
+  run append -t A -p '{nope}'
+  expect_rc 2 "bad --payload"
+  expect_err_has "--payload #1: invalid JSON"
+  run query --where '[1,'
+  expect_rc 2 "bad --where"
+  expect_err_has "--where #1: invalid JSON"
+  run query --query '{"filters":"x"}'
+  expect_rc 2 "bad --query"
+  expect_err_lines 1 "bad --query"
+  run append -t A --if-context '{}' --expect soon
+  expect_rc 2 "bad --expect"
+  expect_err_has "--expect: expected a sequence number or 'none', got 'soon'"
+
+  # Usage errors.
+  run frobnicate
+  expect_rc 2 "unknown subcommand"
+  expect_err_has "unknown subcommand 'frobnicate'"
+  expect_err_lines 1 "unknown subcommand"
+  run
+  expect_rc 2 "no subcommand"
+  run query --bogus
+  expect_rc 2 "unknown option"
+  expect_err_lines 1 "unknown option"
+
+  # Unknown URL scheme.
+  run --store "mongodb://localhost/x" stats
+  expect_rc 2 "unknown scheme"
+  expect_err_has "unsupported store URL 'mongodb://localhost/x'"
+  expect_err_lines 1 "unknown scheme"
+  FACTSTR_STORE="nope:x" run query
+  expect_rc 2 "unknown scheme from FACTSTR_STORE"
+  run --store "sqlite:$WORK/x.db?frob=1" stats
+  expect_rc 2 "unknown sqlite option"
+  expect_err_has "unknown option 'frob'"
+
+  # A file that is not a factstr database: exit 4, the file is left exactly as it was.
+  printf 'my notes\nnot a database\n' >"$WORK/notes.txt"
+  cp "$WORK/notes.txt" "$WORK/notes.orig"
+  for sub in stats query "append -t A" tail export streams demo; do
+    # shellcheck disable=SC2086
+    run --store "sqlite:$WORK/notes.txt" $sub
+    expect_rc 4 "not a database: $sub"
+    expect_err_has "is not a SQLite database" "$sub"
+    expect_err_lines 1 "not a database: $sub"
+  done
+  IN="$WORK/in2.ndjson"
+  printf '%s\n' '{"event_type":"E","payload":{}}' >"$WORK/in3.ndjson"
+  run --store "sqlite:$WORK/notes.txt" import "$WORK/in3.ndjson"
+  expect_rc 4 "import into a non-database"
+  cmp -s "$WORK/notes.txt" "$WORK/notes.orig" || fail "the text file was modified"
+  ls "$WORK"/notes.txt-* >/dev/null 2>&1 && fail "side files were created next to the text file"
+
+  # A directory where a file is expected.
+  mkdir "$WORK/dir"
+  run --store "sqlite:$WORK/dir" stats
+  expect_rc 4 "a directory"
+  true
+}
+
+"case_$CASE"
+if [ "$FAILURES" -ne 0 ]; then
+  echo "$CASE/$BACKEND: $FAILURES failure(s)" >&2
+  exit 1
+fi
+echo "$CASE/$BACKEND: ok"
