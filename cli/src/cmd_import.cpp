@@ -31,6 +31,7 @@ struct Line {
     std::string payload;  // compact JSON
     std::optional<std::uint64_t> sequence_number;
     std::optional<std::uint64_t> batch_last;
+    std::optional<factstr::Timestamp> occurred_at;
 };
 
 Line parse_fact(const std::string& text, const std::string& where) {
@@ -50,7 +51,7 @@ Line parse_fact(const std::string& text, const std::string& where) {
     if (const auto* at = member(value, "occurred_at"); at && at->kind != Kind::null) {
         if (at->kind != Kind::string) fail_input(where + ": \"occurred_at\" must be a string");
         try {
-            (void)factstr::json::parse_rfc3339(at->string);
+            line.occurred_at = factstr::json::parse_rfc3339(at->string);
         } catch (const factstr::InvalidInput& e) {
             fail_input(where + ": \"occurred_at\": " + e.what());
         }
@@ -193,7 +194,7 @@ int run(const ImportOptions& options, const Globals& globals) {
     Progress progress("importing", total, "facts");
     LineReader reader(in, source);
     std::string text;
-    std::vector<factstr::NewEvent> batch;
+    std::vector<factstr::EventRecord> batch;
     std::uint64_t bytes = 0, facts = 0, batches = 0;
     factstr::SequenceNumber first = 0, last = 0;
     auto flush = [&] {
@@ -201,7 +202,13 @@ int run(const ImportOptions& options, const Globals& globals) {
         const auto count = batch.size();
         factstr::AppendResult result;
         try {
-            result = store.append(std::move(batch));
+            // Keeping numbers: the batch must land exactly where the export had it.
+            result = store.append_recorded(
+                std::move(batch), preserve ? std::optional(expected_first) : std::nullopt);
+        } catch (const factstr::InvalidInput& e) {
+            fail_store(fmt::format("another writer appended during the import: {} ({} facts were "
+                                   "imported)",
+                                   e.what(), facts));
         } catch (const factstr::StoreError& e) {
             fail_store(fmt::format("{} ({} of {} facts were imported, up to sequence number {})",
                                    e.what(), facts, checker.facts(), last));
@@ -221,15 +228,20 @@ int run(const ImportOptions& options, const Globals& globals) {
         Line line = parse_fact(text, reader.where());
         bytes += text.size() + 1;
         const bool ends_batch = !line.batch_last || *line.batch_last == line.sequence_number;
-        batch.push_back({std::move(line.event_type), std::move(line.payload)});
+        factstr::EventRecord record;
+        record.event_type = std::move(line.event_type);
+        record.payload = std::move(line.payload);
+        // Lines without occurred_at get the time of import.
+        record.occurred_at = line.occurred_at.value_or(
+            std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now()));
+        batch.push_back(std::move(record));
         if (ends_batch) flush();
     }
     if (!batch.empty()) flush();
     progress.finish();
 
     const std::string summary = fmt::format(
-        "imported {} facts in {} batches as sequence numbers {}..{} ({}); occurred_at was set "
-        "to the time of import\n",
+        "imported {} facts in {} batches as sequence numbers {}..{} ({}); occurred_at kept\n",
         facts, batches, first, last,
         preserve ? "numbers and batch boundaries kept"
                  : "numbers reassigned after the existing facts, batch boundaries kept");
@@ -252,8 +264,7 @@ Command add_import(CLI::App& root, const Globals& globals) {
 "sequence_number" must be consecutive (starting at 1 for an empty store); "batch_last"
 groups lines into one append (lines without it are one batch each). Every line is
 validated before anything is written; an error names the line.
-Limitation: occurred_at cannot be set through the library yet; imported facts get the
-time of import (order, sequence numbers and batch boundaries are preserved).)");
+occurred_at is kept (lines without it get the time of import).)");
     return {app, [options, &globals] { return run(*options, globals); }};
 }
 

@@ -18,7 +18,7 @@ std::vector<PreparedEvent> prepare_events(std::vector<NewEvent>&& events) {
                                "event " + std::to_string(i) + " of the batch has an empty event_type");
         try {
             json::PreparedPayload payload = json::prepare_payload(std::move(event.payload), "payload");
-            prepared.push_back(PreparedEvent{std::move(event.event_type), std::move(payload)});
+            prepared.push_back(PreparedEvent{std::move(event.event_type), std::move(payload), std::nullopt});
         } catch (const InvalidInput& e) {
             throw InvalidInput(e.code(), "event " + std::to_string(i) + " of the batch (event_type '" +
                                              event.event_type + "'): " + e.what());

@@ -97,6 +97,31 @@ AppendIfResult Store::append_if(std::vector<NewEvent> events, const EventQuery& 
     return backend.append_if(std::move(prepared), context, expected_context_version);
 }
 
+AppendResult Store::append_recorded(std::vector<EventRecord> records,
+                                    std::optional<SequenceNumber> expected_first) {
+    Backend& backend = impl_->open_backend();
+    std::vector<NewEvent> events;
+    events.reserve(records.size());
+    for (EventRecord& record : records)
+        events.push_back(NewEvent{std::move(record.event_type), std::move(record.payload)});
+    auto prepared = prepare_events(std::move(events));
+    for (std::size_t i = 0; i < prepared.size(); ++i) prepared[i].occurred_at = records[i].occurred_at;
+    if (!expected_first) return backend.append(std::move(prepared));
+    if (*expected_first == 0)
+        throw InvalidInput(ErrorCode::invalid_argument, "sequence numbers start at 1, not 0");
+    // The whole log as the context: its version is the head.
+    std::optional<SequenceNumber> head_before;
+    if (*expected_first > 1) head_before = *expected_first - 1;
+    AppendIfResult outcome = backend.append_if(std::move(prepared), CompiledQuery(), head_before);
+    if (auto* conflict = outcome.conflict())
+        throw InvalidInput(ErrorCode::invalid_argument,
+                           "the batch was to start at sequence number " +
+                               std::to_string(*expected_first) + " but the log's head is " +
+                               std::to_string(conflict->actual_context_version.value_or(0)) +
+                               "; nothing was written");
+    return *outcome.append_result();
+}
+
 QueryResult Store::query(const EventQuery& query) const {
     Backend& backend = impl_->open_backend();
     return backend.query(CompiledQuery(query));

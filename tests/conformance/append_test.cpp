@@ -50,3 +50,25 @@ TEST_CASE("payloads are stored compact and read back as written", "[append]") {
     CHECK(result.event_records[0].payload == R"({"a":[1,2,{"b":"x y"}]})");
     CHECK(result.event_records[0].event_type == "t");
 }
+
+TEST_CASE("append_recorded keeps occurred_at and lands only where it is expected", "[append]") {
+    Store store = make_store();
+    const Timestamp then = json::parse_rfc3339("2020-02-29T12:34:56.789012Z");
+    EventRecord recorded{99, then, "imported", R"({"k":1})"};
+    AppendResult first = store.append_recorded({recorded, recorded}, 1);
+    CHECK(first == AppendResult{1, 2, 2});
+    auto facts = store.query({}).event_records;
+    REQUIRE(facts.size() == 2);
+    CHECK(facts[0].occurred_at == then);
+    CHECK(facts[1].occurred_at == then);
+    CHECK(json::format_rfc3339(facts[0].occurred_at) == "2020-02-29T12:34:56.789012Z");
+    // Not continuing the log: refused, nothing written.
+    try {
+        (void)store.append_recorded({recorded}, 5);
+        FAIL("expected a refusal");
+    } catch (const InvalidInput& e) {
+        CHECK_THAT(e.what(), Catch::Contains("head is 2"));
+    }
+    CHECK(store.head() == 2);
+    CHECK(store.append_recorded({recorded}).last_sequence_number == 3);
+}

@@ -22,6 +22,8 @@ namespace factstr {
 struct PreparedEvent {
     std::string event_type;
     json::PreparedPayload payload;
+    // Set for facts recorded elsewhere (an import); otherwise the commit time is used.
+    std::optional<Timestamp> occurred_at;
 };
 
 // Validates a batch: not empty, every event type non-empty, every payload valid JSON.

@@ -313,7 +313,8 @@ private:
             FactSlot slot{};
             slot.payload = payloads_.copy(event.payload.compact);
             slot.payload_size = static_cast<std::uint32_t>(event.payload.compact.size());
-            slot.occurred_at_us = now;
+            slot.occurred_at_us =
+                event.occurred_at ? event.occurred_at->time_since_epoch().count() : now;
             slot.type_id = type_id;
             slot.previous_same_type = type.head;
             slot.links_begin = links_.size();

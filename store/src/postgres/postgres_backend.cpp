@@ -77,8 +77,8 @@ constexpr const char* kBeginRead =
 constexpr const char* kInsert =
     "WITH h AS (SELECT coalesce(max(sequence_number), 0) AS m FROM facts),"
     " ins AS (INSERT INTO facts (" FACT_COLUMNS ")"
-    " SELECT h.m + u.o, $1::bigint, u.t, u.p, h.m + u.b FROM h,"
-    " unnest($2::text[], $3::text[], $4::bigint[]) WITH ORDINALITY AS u(t, p, b, o))"
+    " SELECT h.m + u.o, u.a, u.t, u.p, h.m + u.b FROM h,"
+    " unnest($2::text[], $3::text[], $4::bigint[], $1::bigint[]) WITH ORDINALITY AS u(t, p, b, a, o))"
     " SELECT h.m, pg_notify('factstr_commits', (h.m + $5::bigint)::text) FROM h";
 constexpr const char* kBatchLastAt = "SELECT batch_last FROM facts WHERE sequence_number = $1";
 constexpr const char* kScanWindow = "SELECT " FACT_COLUMNS
@@ -711,7 +711,8 @@ private:
             std::size_t offset;
         };
         std::vector<Write> writes;
-        std::string types = "{", payloads = "{", lasts = "{";
+        std::string types = "{", payloads = "{", lasts = "{", occurred = "{";
+        const std::string now = std::to_string(now_micros());
         std::size_t total = 0;
         for (WriteRequest* request : group) {
             if (request->context) {
@@ -740,10 +741,14 @@ private:
                     types += ',';
                     payloads += ',';
                     lasts += ',';
+                    occurred += ',';
                 }
                 append_array_element(types, event.event_type);
                 append_array_element(payloads, event.payload.compact);
                 lasts += batch_end;
+                occurred += event.occurred_at
+                                ? std::to_string(event.occurred_at->time_since_epoch().count())
+                                : now;
                 ++total;
             }
             writes.push_back(Write{request, total - n});
@@ -755,7 +760,8 @@ private:
         types += '}';
         payloads += '}';
         lasts += '}';
-        commands.push_back(Command{kInsert, {std::to_string(now_micros()), std::move(types),
+        occurred += '}';
+        commands.push_back(Command{kInsert, {std::move(occurred), std::move(types),
                                              std::move(payloads), std::move(lasts), num(total)}});
         auto results = c.pipeline(commands, "appending");
         const auto base = static_cast<SequenceNumber>(get_int(results.back().get(), 0, 0));

@@ -129,6 +129,13 @@ public:
     AppendIfResult append_if(std::vector<NewEvent> events, const EventQuery& context_query,
                              std::optional<SequenceNumber> expected_context_version);
 
+    // Appends facts recorded elsewhere (an import) as one batch, keeping each record's
+    // occurred_at and event; the records' own sequence numbers are not used. With
+    // `expected_first`, the batch must start exactly at that sequence number (the log's head
+    // is expected_first - 1); otherwise nothing is written and InvalidInput is thrown.
+    AppendResult append_recorded(std::vector<EventRecord> records,
+                                 std::optional<SequenceNumber> expected_first = std::nullopt);
+
     // Facts matching the query after its min_sequence_number, ascending, with both versions.
     // Throws InvalidInput for a malformed query. Costs about the number of matching facts
     // (indexed by event type and top-level payload scalars).
