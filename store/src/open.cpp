@@ -32,6 +32,20 @@ bool looks_like_libpq_keywords(std::string_view text) {
     return i < text.size() && text[i] == '=';
 }
 
+// "scheme://user:secret@host/…" → "scheme://user:***@host/…", for messages.
+std::string without_password(std::string_view url) {
+    std::string out(url);
+    const auto scheme_end = out.find("://");
+    if (scheme_end == std::string::npos) return out;
+    const auto authority = scheme_end + 3;
+    const auto at = out.find('@', authority);
+    const auto slash = out.find('/', authority);
+    if (at == std::string::npos || (slash != std::string::npos && slash < at)) return out;
+    const auto colon = out.find(':', authority);
+    if (colon == std::string::npos || colon > at) return out;
+    return out.replace(colon + 1, at - colon - 1, "***");
+}
+
 }  // namespace
 
 SqliteOptions parse_sqlite_url(std::string_view url) {
@@ -87,7 +101,7 @@ std::unique_ptr<Backend> open_backend(std::string_view url) {
         looks_like_libpq_keywords(url))
         return make_postgres_backend(std::string(url));
     throw InvalidInput(ErrorCode::unsupported_url,
-                       "unsupported store URL '" + std::string(url) +
+                       "unsupported store URL '" + without_password(url) +
                            "': expected memory:, sqlite:PATH or postgres://…");
 }
 

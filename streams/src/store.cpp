@@ -187,6 +187,11 @@ Store open(std::string_view url, StoreOptions options) {
     return Store(open_backend(url), options);
 }
 
+Store bootstrap(std::string_view server_url, std::string_view database_name,
+                StoreOptions options) {
+    return Store(bootstrap_postgres(server_url, database_name), options);
+}
+
 Store memory_store(StoreOptions options) { return Store(make_memory_backend(), options); }
 
 Store sqlite_store(const std::string& path, SqliteOptions sqlite, StoreOptions options) {

@@ -321,3 +321,13 @@ TEST_CASE("kill -9 at random moments leaves no partial batch, no hole, and no cu
     auto facts = raw_rows(path, "SELECT count(*) FROM facts");
     CHECK(facts[0][0] > 0);
 }
+
+TEST_CASE("an unknown URL scheme is refused without echoing a password", "[sqlite]") {
+    try {
+        open("mysql://app:s3cret@db.example:3306/facts");
+        FAIL("expected a refusal");
+    } catch (const InvalidInput& e) {
+        CHECK(e.code() == ErrorCode::unsupported_url);
+        CHECK_THAT(e.what(), !Catch::Contains("s3cret") && Catch::Contains("app:***@db.example"));
+    }
+}

@@ -179,6 +179,12 @@ private:
 // Opens a store from a URL: "memory:", "sqlite:PATH", "postgres://…".
 Store open(std::string_view url, StoreOptions options = {});
 
+// The PostgreSQL store in database `database_name` on the server at `server_url`, creating
+// the database when missing. The name must match [A-Za-z_][A-Za-z0-9_]* (InvalidInput, before
+// any SQL is sent).
+Store bootstrap(std::string_view server_url, std::string_view database_name,
+                StoreOptions options = {});
+
 // A new, empty memory store.
 Store memory_store(StoreOptions options = {});
 // The SQLite store in the file at `path` (created when missing); `sqlite.path` is ignored.
