@@ -9,6 +9,7 @@
 #include <ctime>
 #include <algorithm>
 #include <limits>
+#include <optional>
 
 #include "factstr/errors.hpp"
 
@@ -242,6 +243,40 @@ void collect_index_keys(const element& root, std::vector<std::uint64_t>& out) {
 }
 }  // namespace
 
+// Duplicate keys make a payload mean different things to different readers (the first or
+// the last wins); they are refused. Returns the first duplicated key found, if any.
+static std::optional<std::string_view> duplicate_key(const element& e) {
+    if (e.type() == element_type::ARRAY) {
+        for (element item : simdjson::dom::array(e))
+            if (auto d = duplicate_key(item)) return d;
+        return std::nullopt;
+    }
+    if (e.type() != element_type::OBJECT) return std::nullopt;
+    simdjson::dom::object object(e);
+    // Small objects (the common case) are checked pairwise without allocating.
+    constexpr std::size_t kSmall = 16;
+    std::string_view small[kSmall];
+    std::vector<std::string_view> large;
+    std::size_t count = 0;
+    for (auto field : object) {
+        if (count < kSmall) {
+            for (std::size_t j = 0; j < count; ++j)
+                if (small[j] == field.key) return field.key;
+            small[count] = field.key;
+        } else {
+            if (large.empty()) large.assign(small, small + kSmall);
+            large.push_back(field.key);
+        }
+        ++count;
+        if (auto d = duplicate_key(field.value)) return d;
+    }
+    if (large.empty()) return std::nullopt;
+    std::sort(large.begin(), large.end());
+    auto at = std::adjacent_find(large.begin(), large.end());
+    if (at != large.end()) return *at;
+    return std::nullopt;
+}
+
 std::vector<std::uint64_t> index_keys_of(std::string_view compact) {
     std::vector<std::uint64_t> keys;
     collect_index_keys(parse_stored(compact), keys);
@@ -250,6 +285,10 @@ std::vector<std::uint64_t> index_keys_of(std::string_view compact) {
 
 PreparedPayload prepare_payload(std::string text, std::string_view what) {
     element root = parse_input(text, what);
+    if (auto key = duplicate_key(root))
+        throw InvalidInput(ErrorCode::invalid_json, std::string(what) + " has the key \"" +
+                                                        std::string(*key) +
+                                                        "\" twice in one object");
     PreparedPayload prepared;
     collect_index_keys(root, prepared.index_keys);
     // Compact through a reusable buffer; an already compact text is kept as it came.

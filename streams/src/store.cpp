@@ -158,7 +158,7 @@ Subscription register_durable(Store& store, const DurableStream& stream,
     store.stream_to_durable_async(stream, std::move(query), std::move(handler),
                                   [&registered](Subscription subscription, std::exception_ptr error) {
                                       if (error)
-                                          registered.set_exception(error);
+                                          registered.set_exception(std::move(error));
                                       else
                                           registered.set_value(std::move(subscription));
                                   });

@@ -6,6 +6,12 @@ namespace factstr::detail {
 namespace {
 // Facts read from the backend per page; a page never splits a batch.
 constexpr std::size_t kPageFacts = 4096;
+
+// A failure that goes away by itself: the server could not be reached for the moment.
+bool transient(const std::exception& e) {
+    const auto* error = dynamic_cast<const Error*>(&e);
+    return error && error->code() == ErrorCode::connection_failure;
+}
 }  // namespace
 
 SubscriptionState::SubscriptionState(std::shared_ptr<StreamHub> hub_, CompiledQuery filter_,
@@ -34,9 +40,14 @@ void SubscriptionState::pump() {
             try {
                 page = hub->backend().read_batches(position, filter, kPageFacts);
             } catch (const std::exception& e) {
+                if (transient(e)) {
+                    retry_later();
+                    return;
+                }
                 stop_with_failure(std::string("reading the log failed: ") + e.what());
                 return;
             }
+            retry_delay = std::chrono::milliseconds(0);
             pending.assign(std::make_move_iterator(page.batches.begin()),
                            std::make_move_iterator(page.batches.end()));
             pending_scanned_through = page.scanned_through;
@@ -97,6 +108,11 @@ bool SubscriptionState::persist_cursor() {
         saved_position = position;
         return true;
     } catch (const std::exception& e) {
+        if (transient(e)) {
+            // The cursor lags (which only causes a replay); it is written on the retry.
+            retry_later();
+            return true;
+        }
         stop_with_failure(std::string("saving the cursor failed: ") + e.what());
         return false;
     }
@@ -118,6 +134,18 @@ void SubscriptionState::stop_with_failure(const std::string& reason) {
         registration_done = nullptr;
         done(Subscription(), std::make_exception_ptr(StreamError(ErrorCode::handler_failed, message)));
     }
+}
+
+void SubscriptionState::retry_later() {
+    using std::chrono::milliseconds;
+    retry_delay = retry_delay.count() == 0 ? milliseconds(20) : std::min(retry_delay * 2, milliseconds(1000));
+    if (!retry_timer) retry_timer.emplace(strand);
+    retry_timer->expires_after(retry_delay);
+    // A weak reference: a pending retry does not keep an unsubscribed stream alive.
+    retry_timer->async_wait([weak = weak_from_this()](const boost::system::error_code& error) {
+        if (error) return;
+        if (auto self = weak.lock()) self->schedule_pump();
+    });
 }
 
 void SubscriptionState::persist_cursor_quietly() {
@@ -226,7 +254,8 @@ void StreamHub::shutdown() {
         subscription_count_.store(0);
         active_durable_names_.clear();
         for (const auto& state : states) state->active.store(false);
-        if (poll_timer_) poll_timer_->cancel();
+        // The poll timer is touched only by its own handler chain (asio timers are not
+        // thread-safe): the chain ends by itself once closed_ is set, or with io_.stop().
         work_.reset();
     }
     io_.stop();

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -54,6 +55,12 @@ struct SubscriptionState : std::enable_shared_from_this<SubscriptionState> {
     mutable std::mutex failure_mutex;
     std::optional<std::string> failure;
 
+    // A read or cursor write that failed because the connection to the server was lost
+    // (ErrorCode::connection_failure) is tried again after a pause that doubles up to a second;
+    // the stream stays at its position meanwhile. Owned by the strand.
+    std::optional<boost::asio::steady_timer> retry_timer;
+    std::chrono::milliseconds retry_delay{0};
+
     void schedule_pump();
     void pump();
     void finish_delivery(SequenceNumber batch_end, bool success, const std::string& reason);
@@ -61,6 +68,7 @@ struct SubscriptionState : std::enable_shared_from_this<SubscriptionState> {
     bool persist_cursor();
     void persist_cursor_quietly();
     void stop_with_failure(const std::string& reason);
+    void retry_later();
 };
 
 class StreamHub : public std::enable_shared_from_this<StreamHub> {

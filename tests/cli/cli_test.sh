@@ -1,27 +1,97 @@
 #!/usr/bin/env bash
 # Runs the `factstr` binary as a user would and checks its output and exit codes.
-#   cli_test.sh FACTSTR_BINARY CASE BACKEND      (BACKEND: sqlite or memory)
+#   cli_test.sh FACTSTR_BINARY CASE BACKEND      (BACKEND: sqlite, postgres or memory)
 # Each case runs in a fresh temporary directory; the memory backend lives for one process
-# only, so its cases check what a single command does.
+# only, so its cases check what a single command does. On postgres each store is a fresh
+# database on the server FACTSTR_TEST_POSTGRES_URL, dropped at the end (when the variable is
+# unset the case is skipped, except in CI (CI=true), where it fails).
 set -uo pipefail
 
 FACTSTR="$1"
 CASE="$2"
 BACKEND="$3"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/factstr-cli-test.XXXXXX")"
-trap 'rm -rf "$WORK"' EXIT
+PG_DATABASES=()
+cleanup() {
+  local db
+  for db in "${PG_DATABASES[@]}"; do
+    psql "$FACTSTR_TEST_POSTGRES_URL" -X -q -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" \
+      >/dev/null 2>&1 || true
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
 cd "$WORK" || exit 1
 unset FACTSTR_STORE NO_COLOR
+
+FAILURES=0
+fail() { echo "FAIL [$CASE/$BACKEND]: $*" >&2; FAILURES=$((FAILURES + 1)); }
+
+# pg_url_with_db URL DBNAME: URL naming database DBNAME instead (a postgres:// or
+# postgresql:// URL, query kept; or a libpq key=value string, where a later dbname wins).
+pg_url_with_db() {
+  local url="$1" db="$2" query="" scheme authority
+  if [[ "$url" != *://* ]]; then
+    printf '%s dbname=%s' "$url" "$db"
+    return
+  fi
+  [[ "$url" == *\?* ]] && { query="?${url#*\?}"; url="${url%%\?*}"; }
+  scheme="${url%%://*}"
+  authority="${url#*://}"
+  authority="${authority%%/*}"
+  printf '%s://%s/%s%s' "$scheme" "$authority" "$db" "$query"
+}
+# pg_password URL: the password in a postgres:// URL or a key=value string, or nothing.
+pg_password() {
+  local url="$1" userinfo
+  if [[ "$url" != *://* ]]; then
+    [[ " $url" =~ [[:space:]]password=([^[:space:]]+) ]] && printf '%s' "${BASH_REMATCH[1]}"
+    return 0
+  fi
+  userinfo="${url#*://}"
+  userinfo="${userinfo%%/*}"
+  [[ "$userinfo" == *@* ]] || return 0
+  userinfo="${userinfo%@*}"
+  [[ "$userinfo" == *:* ]] && printf '%s' "${userinfo#*:}"
+  return 0
+}
+# new_store NAME: sets NEW_STORE to the URL of a new, empty store for this case (sqlite: a
+# file NAME.db in $WORK; postgres: a new database factstr_cli_<case>_<pid>_NAME, dropped when
+# the case ends).
+new_store() {
+  if [ "$BACKEND" = sqlite ]; then
+    NEW_STORE="sqlite:$WORK/$1.db"
+    return
+  fi
+  local db="factstr_cli_${CASE}_$$${1:+_$1}"
+  psql "$FACTSTR_TEST_POSTGRES_URL" -X -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE $db" \
+    >"$WORK/psql.out" 2>&1 || {
+    echo "FAIL [$CASE/$BACKEND]: cannot create database $db: $(cat "$WORK/psql.out")" >&2
+    exit 1
+  }
+  PG_DATABASES+=("$db")
+  NEW_STORE="$(pg_url_with_db "$FACTSTR_TEST_POSTGRES_URL" "$db")"
+}
 
 case "$BACKEND" in
   sqlite) STORE="sqlite:$WORK/facts.db" ;;
   memory) STORE="memory:" ;;
+  postgres)
+    if [ -z "${FACTSTR_TEST_POSTGRES_URL:-}" ]; then
+      if [ "${CI:-}" = true ]; then
+        echo "FAIL [$CASE/$BACKEND]: FACTSTR_TEST_POSTGRES_URL is not set, and in CI the PostgreSQL tests must run (scripts/test starts a server and sets it)" >&2
+        exit 1
+      fi
+      echo "skipped: set FACTSTR_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/postgres) to run the PostgreSQL cases"
+      exit 0
+    fi
+    command -v psql >/dev/null || { echo "FAIL [$CASE/$BACKEND]: psql not found (package postgresql-client)" >&2; exit 1; }
+    new_store ""
+    STORE="$NEW_STORE"
+    ;;
   *) echo "unknown backend $BACKEND"; exit 1 ;;
 esac
 export FACTSTR_STORE="$STORE"
-
-FAILURES=0
-fail() { echo "FAIL [$CASE/$BACKEND]: $*" >&2; FAILURES=$((FAILURES + 1)); }
 
 # run ARGS…: runs factstr with stdin from $IN (default empty); sets OUT, ERR, RC.
 IN=/dev/null
@@ -42,7 +112,8 @@ expect_err_lines() {
   [ "$n" -eq "$1" ] || fail "expected $1 stderr line(s), got $n: <<$ERR>> (${*:2})"
 }
 head_of() { "$FACTSTR" stats </dev/null | awk -F'\t' '$1 == "head" {print $2}'; }
-sqlite_only() { [ "$BACKEND" = sqlite ] || { echo "skipped on $BACKEND"; exit 0; }; }
+# Cases that need the store to outlive one process.
+persistent_only() { [ "$BACKEND" != memory ] || { echo "skipped on $BACKEND"; exit 0; }; }
 
 
 case_help() {
@@ -72,7 +143,7 @@ case_append() {
 {"event_type":"Withdrawn","payload":{"accountId":"a1","amount":2}}
 EOF
   expect_rc 0 "append stdin"
-  if [ "$BACKEND" = sqlite ]; then
+  if [ "$BACKEND" != memory ]; then
     expect_out '{"first_sequence_number":2,"last_sequence_number":4,"committed_count":3}'
   else
     expect_out '{"first_sequence_number":1,"last_sequence_number":3,"committed_count":3}'
@@ -107,7 +178,7 @@ EOF
 }
 
 case_query() {
-  sqlite_only
+  persistent_only
   "$FACTSTR" append -t Opened -p '{"accountId":"a1"}' -t Opened -p '{"accountId":"a2"}' >/dev/null
   "$FACTSTR" append -t Deposited -p '{"accountId":"a1","amount":5}' >/dev/null
   "$FACTSTR" append -t Deposited -p '{"accountId":"a2","amount":9}' >/dev/null
@@ -149,7 +220,7 @@ case_query() {
 }
 
 case_tail() {
-  sqlite_only
+  persistent_only
   for i in 1 2 3 4 5; do "$FACTSTR" append -t T -p "{\"i\":$i}" >/dev/null; done
   run tail -n 2
   expect_rc 0 "tail -n 2"
@@ -170,7 +241,7 @@ case_tail() {
 }
 
 case_tail_follow() {
-  sqlite_only
+  persistent_only
   "$FACTSTR" append -t Before -p '{}' >/dev/null
   "$FACTSTR" tail -f --from 0 >"$WORK/tail.out" 2>"$WORK/tail.err" &
   local pid=$!
@@ -218,10 +289,20 @@ case_stats() {
   "$FACTSTR" append -t A -p '{}' >/dev/null
   run stats
   expect_rc 0
-  expect_out_has "store	sqlite:$WORK/facts.db"
   expect_out_has $'facts\t3\nhead\t3\nbatches\t2\nfirst_occurred_at\t20'
   expect_out_has $'event_type\tA\t2\nevent_type\tB\t1'
-  [[ "$OUT" =~ database_bytes$'\t'[1-9][0-9]* ]] || fail "database_bytes: $OUT"
+  if [ "$BACKEND" = sqlite ]; then
+    expect_out_has "store	sqlite:$WORK/facts.db"
+    [[ "$OUT" =~ database_bytes$'\t'[1-9][0-9]* ]] || fail "database_bytes: $OUT"
+  else
+    # The store as libpq sees it (no password); the size is not available for PostgreSQL yet.
+    local db="factstr_cli_${CASE}_$$" password
+    printf '%s\n' "$OUT" | grep -Eq "^store"$'\t'"postgres:(.* )?dbname=$db( |\$)" ||
+      fail "store line: $OUT"
+    password="$(pg_password "$STORE")"
+    [ -n "$password" ] && [[ "$OUT" == *"$password"* ]] && fail "the password is printed: $OUT"
+    [[ "$OUT" =~ database_bytes$'\t'([1-9][0-9]*|unknown)$'\n' ]] || fail "database_bytes: $OUT"
+  fi
   run stats --json
   expect_out_has '"facts":3,"head":3,"batches":2,'
   expect_out_has '"event_types":{"A":2,"B":1}}'
@@ -243,7 +324,7 @@ case_streams() {
 }
 
 case_export_import() {
-  sqlite_only
+  persistent_only
   "$FACTSTR" demo >/dev/null || fail "demo"
   "$FACTSTR" append -t Big -p '{"list":[1,2.5,"x",{"y":null}],"u":"é"}' >/dev/null
   run export
@@ -256,33 +337,37 @@ case_export_import() {
     fail "export: batch_last of the deposits batch: $(sed -n 4p "$WORK/one.ndjson")"
 
   # Into a fresh store: an identical export (numbers, batches, occurred_at, facts).
-  run --store "sqlite:$WORK/two.db" import "$WORK/one.ndjson"
+  new_store two
+  local two="$NEW_STORE"
+  run --store "$two" import "$WORK/one.ndjson"
   expect_rc 0 import
   expect_out_has "imported $n facts"
   expect_out_has "as sequence numbers 1..$n"
-  "$FACTSTR" --store "sqlite:$WORK/two.db" export -o "$WORK/two.ndjson" 2>/dev/null || fail "export -o"
+  "$FACTSTR" --store "$two" export -o "$WORK/two.ndjson" 2>/dev/null || fail "export -o"
   cmp -s "$WORK/one.ndjson" "$WORK/two.ndjson" ||
     fail "round trip differs: $(diff "$WORK/one.ndjson" "$WORK/two.ndjson" | head -5)"
   [ ! -e "$WORK/two.ndjson.partial" ] || fail "export -o left its .partial file"
 
   # From stdin too.
+  new_store three
+  local three="$NEW_STORE"
   IN="$WORK/one.ndjson"
-  run --store "sqlite:$WORK/three.db" import
+  run --store "$three" import
   expect_rc 0 "import from stdin"
-  "$FACTSTR" --store "sqlite:$WORK/three.db" export 2>/dev/null >"$WORK/three.ndjson"
+  "$FACTSTR" --store "$three" export 2>/dev/null >"$WORK/three.ndjson"
   cmp -s "$WORK/one.ndjson" "$WORK/three.ndjson" || fail "stdin round trip differs"
 
   # A non-empty store is refused, unless --append (numbers reassigned).
-  run --store "sqlite:$WORK/two.db" import "$WORK/one.ndjson"
+  run --store "$two" import "$WORK/one.ndjson"
   expect_rc 2 "import into a non-empty store"
   expect_err_has "the store is not empty (head $n)"
-  [ "$("$FACTSTR" --store "sqlite:$WORK/two.db" stats | awk -F'\t' '$1=="head"{print $2}')" = "$n" ] ||
+  [ "$("$FACTSTR" --store "$two" stats | awk -F'\t' '$1=="head"{print $2}')" = "$n" ] ||
     fail "refused import wrote something"
-  run --store "sqlite:$WORK/two.db" import --append "$WORK/one.ndjson"
+  run --store "$two" import --append "$WORK/one.ndjson"
   expect_rc 0 "import --append"
   expect_out_has "as sequence numbers $((n + 1))..$((2 * n))"
   expect_out_has "reassigned"
-  run --store "sqlite:$WORK/two.db" stats
+  run --store "$two" stats
   expect_out_has $'batches\t'"$(( 2 * $("$FACTSTR" stats | awk -F'\t' '$1=="batches"{print $2}') ))"
 }
 
@@ -303,7 +388,7 @@ case_demo() {
 case_bad_input() {
   # Invalid JSON on line 37 of stdin: one line naming it, exit 2, nothing written.
   local head_before=0
-  if [ "$BACKEND" = sqlite ]; then
+  if [ "$BACKEND" != memory ]; then
     "$FACTSTR" append -t Seed -p '{}' >/dev/null
     head_before=1
   fi
@@ -315,7 +400,7 @@ case_bad_input() {
   expect_rc 2 "invalid JSON"
   expect_err_has "factstr append: stdin line 37: invalid JSON: "
   expect_err_lines 1 "invalid JSON"
-  [ "$BACKEND" = sqlite ] && { [ "$(head_of)" = "$head_before" ] || fail "invalid input wrote facts"; }
+  [ "$BACKEND" != memory ] && { [ "$(head_of)" = "$head_before" ] || fail "invalid input wrote facts"; }
 
   printf '%s\n' '{"event_type":"E","payload":{}}' '{"payload":{}}' >"$WORK/in2.ndjson"
   IN="$WORK/in2.ndjson"
@@ -330,7 +415,7 @@ case_bad_input() {
   run import "$WORK/in.ndjson"
   expect_rc 2 "import invalid JSON"
   expect_err_has "$WORK/in.ndjson line 37: invalid JSON"
-  [ "$BACKEND" = sqlite ] && { [ "$(head_of)" = "$head_before" ] || fail "invalid import wrote facts"; }
+  [ "$BACKEND" != memory ] && { [ "$(head_of)" = "$head_before" ] || fail "invalid import wrote facts"; }
 
   run append -t A -p '{nope}'
   expect_rc 2 "bad --payload"
@@ -363,6 +448,52 @@ case_bad_input() {
   expect_err_lines 1 "unknown scheme"
   FACTSTR_STORE="nope:x" run query
   expect_rc 2 "unknown scheme from FACTSTR_STORE"
+
+  if [ "$BACKEND" = postgres ]; then
+    bad_input_postgres
+  else
+    bad_input_sqlite_files
+  fi
+  true
+}
+
+# PostgreSQL: a server that cannot be reached (or a database that does not exist) is a store
+# failure, exit 4, one line on stderr that never shows the password.
+bad_input_postgres() {
+  local store sub
+  printf '%s\n' '{"event_type":"E","payload":{}}' >"$WORK/in3.ndjson"
+  for store in "postgres://postgres:s3cret-pw@127.0.0.1:1/x" \
+               "postgresql://postgres:s3cret-pw@127.0.0.1:1/x?connect_timeout=5" \
+               "host=127.0.0.1 port=1 user=postgres password=s3cret-pw dbname=x"; do
+    for sub in stats query "append -t A" tail export streams demo "import $WORK/in3.ndjson"; do
+      # shellcheck disable=SC2086
+      run --store "$store" $sub
+      expect_rc 4 "unreachable server: $sub ($store)"
+      expect_err_has "cannot connect" "unreachable server: $sub"
+      expect_err_lines 1 "unreachable server: $sub ($store)"
+      [[ "$ERR" == *s3cret-pw* ]] && fail "the password is printed: $ERR ($sub)"
+      [[ "$OUT" == *s3cret-pw* ]] && fail "the password is printed on stdout: $OUT ($sub)"
+    done
+  done
+  FACTSTR_STORE="postgres://postgres:s3cret-pw@127.0.0.1:1/x" run stats
+  expect_rc 4 "unreachable server from FACTSTR_STORE"
+  [[ "$ERR" == *s3cret-pw* ]] && fail "the password is printed: $ERR (FACTSTR_STORE)"
+
+  # A database that does not exist on the real server (the server's password, if the URL
+  # has one, is not printed either).
+  local missing password
+  missing="$(pg_url_with_db "$FACTSTR_TEST_POSTGRES_URL" "factstr_cli_missing_$$")"
+  password="$(pg_password "$FACTSTR_TEST_POSTGRES_URL")"
+  run --store "$missing" stats
+  expect_rc 4 "a database that does not exist"
+  expect_err_has "factstr_cli_missing_$$" "a database that does not exist"
+  expect_err_lines 1 "a database that does not exist"
+  [ -n "$password" ] && [[ "$ERR" == *"$password"* ]] && fail "the password is printed: $ERR"
+  true
+}
+
+# SQLite files: an unknown option, a file that is not a factstr database, a directory.
+bad_input_sqlite_files() {
   run --store "sqlite:$WORK/x.db?frob=1" stats
   expect_rc 2 "unknown sqlite option"
   expect_err_has "unknown option 'frob'"
@@ -388,7 +519,6 @@ case_bad_input() {
   mkdir "$WORK/dir"
   run --store "sqlite:$WORK/dir" stats
   expect_rc 4 "a directory"
-  true
 }
 
 "case_$CASE"

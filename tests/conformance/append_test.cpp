@@ -72,3 +72,22 @@ TEST_CASE("append_recorded keeps occurred_at and lands only where it is expected
     CHECK(store.head() == 2);
     CHECK(store.append_recorded({recorded}).last_sequence_number == 3);
 }
+
+TEST_CASE("a payload with a key twice in one object is invalid JSON input and writes nothing",
+          "[append]") {
+    Store store = make_store();
+    for (const char* payload : {R"({"a":1,"a":2})", R"({"x":{"b":1,"c":2,"b":3}})",
+                                R"([{"k":1},{"k":2,"k":2}])"}) {
+        INFO(payload);
+        try {
+            (void)store.append({event("ok"), event("dup", payload)});
+            FAIL("expected an error");
+        } catch (const InvalidInput& e) {
+            CHECK(e.code() == ErrorCode::invalid_json);
+            CHECK_THAT(e.what(), Catch::Contains("event 1") && Catch::Contains("twice"));
+        }
+    }
+    CHECK(store.head() == 0);
+    // The same key in different objects is fine.
+    CHECK(store.append({event("ok", R"({"a":{"a":1},"b":[{"a":2},{"a":3}]})")}).last_sequence_number == 1);
+}
