@@ -283,6 +283,49 @@ std::vector<std::uint64_t> index_keys_of(std::string_view compact) {
     return keys;
 }
 
+// Removes the whitespace outside strings from valid JSON text. Small texts (the common case)
+// take a scalar pass that usually finds nothing to remove; large ones use simdjson::minify.
+static void compact_in_place(std::string& text) {
+    if (text.size() > 4096) {
+        thread_local std::string buffer;
+        if (buffer.size() < text.size()) buffer.resize(text.size());
+        std::size_t length = 0;
+        if (simdjson::minify(text.data(), text.size(), buffer.data(), length) == simdjson::SUCCESS &&
+            length != text.size())
+            text.assign(buffer.data(), length);
+        return;
+    }
+    // Strings are skipped with memchr (their bytes are most of a payload); only the bytes
+    // between strings are looked at one by one, and nothing moves until a space is found.
+    char* data = text.data();
+    const std::size_t size = text.size();
+    std::size_t in = 0, out = 0;
+    while (in < size) {
+        const char c = data[in];
+        if (c == '"') {
+            std::size_t end = in + 1;
+            for (;;) {
+                auto* quote = static_cast<char*>(std::memchr(data + end, '"', size - end));
+                if (!quote) return;  // not valid JSON: left as it is
+                std::size_t at = static_cast<std::size_t>(quote - data);
+                std::size_t backslashes = 0;
+                while (at - backslashes > in && data[at - backslashes - 1] == '\\') ++backslashes;
+                end = at + 1;
+                if (backslashes % 2 == 0) break;
+            }
+            if (out != in) std::memmove(data + out, data + in, end - in);
+            out += end - in;
+            in = end;
+        } else if (c == ' ' || c == '\n' || c == '\r' || c == '\t') {
+            ++in;
+        } else {
+            data[out++] = c;
+            ++in;
+        }
+    }
+    text.resize(out);
+}
+
 PreparedPayload prepare_payload(std::string text, std::string_view what) {
     element root = parse_input(text, what);
     if (auto key = duplicate_key(root))
@@ -291,14 +334,7 @@ PreparedPayload prepare_payload(std::string text, std::string_view what) {
                                                         "\" twice in one object");
     PreparedPayload prepared;
     collect_index_keys(root, prepared.index_keys);
-    // Compact through a reusable buffer; an already compact text is kept as it came.
-    thread_local std::string buffer;
-    if (buffer.size() < text.size()) buffer.resize(std::max<std::size_t>(text.size(), 256));
-    std::size_t compact_length = 0;
-    if (simdjson::minify(text.data(), text.size(), buffer.data(), compact_length) ==
-            simdjson::SUCCESS &&
-        compact_length != text.size())
-        text.assign(buffer.data(), compact_length);
+    compact_in_place(text);
     prepared.compact = std::move(text);
     return prepared;
 }

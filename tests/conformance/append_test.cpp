@@ -91,3 +91,15 @@ TEST_CASE("a payload with a key twice in one object is invalid JSON input and wr
     // The same key in different objects is fine.
     CHECK(store.append({event("ok", R"({"a":{"a":1},"b":[{"a":2},{"a":3}]})")}).last_sequence_number == 1);
 }
+
+TEST_CASE("compaction keeps strings exactly, escaped quotes and backslashes included", "[append]") {
+    Store store = make_store();
+    (void)store.append({event("t", "{\"s\":\"quote \\\" inside \\\\\", \"t\" :\t\"\\\\\"}"),
+                        event("t", "\n[ \"a\\\\\\\"b\" , null ]\r\n"),
+                        event("t", "\"  spaced  \"")});
+    auto facts = store.query({}).event_records;
+    REQUIRE(facts.size() == 3);
+    CHECK(facts[0].payload == "{\"s\":\"quote \\\" inside \\\\\",\"t\":\"\\\\\"}");
+    CHECK(facts[1].payload == "[\"a\\\\\\\"b\",null]");
+    CHECK(facts[2].payload == "\"  spaced  \"");
+}

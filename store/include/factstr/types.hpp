@@ -107,7 +107,7 @@ struct DurableStream {
 struct DurableCursorInfo {
     std::string name;
     SequenceNumber position = 0;  // last fully handled sequence number (0 = nothing yet)
-    std::string query_json;       // the query registered under this name ("" = all facts)
+    std::string query_json;       // the query registered under this name ("{}" = all facts)
 };
 
 }  // namespace factstr
