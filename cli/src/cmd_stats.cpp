@@ -18,19 +18,8 @@ struct StatsOptions {
     bool json = false;
 };
 
-std::optional<std::uint64_t> database_bytes(const std::string& url, factstr::Store& store) {
-    if (url.rfind("sqlite:", 0) == 0) {
-        const std::string path = factstr::parse_sqlite_url(url).path;
-        std::uint64_t total = 0;
-        for (const char* suffix : {"", "-wal"}) {
-            std::error_code ec;
-            const auto size = std::filesystem::file_size(path + suffix, ec);
-            if (!ec) total += size;
-        }
-        return total;
-    }
-    if (url.rfind("memory", 0) == 0) return factstr::memory_backend_bytes(store.backend());
-    return std::nullopt;  // PostgreSQL: not available through the public API yet
+std::optional<std::uint64_t> database_bytes(factstr::Store& store) {
+    return store.backend().storage_bytes();
 }
 
 int run(const StatsOptions& options, const Globals& globals) {
@@ -60,7 +49,7 @@ int run(const StatsOptions& options, const Globals& globals) {
         progress.update(std::min(position, head));
     }
     progress.finish();
-    const auto bytes = database_bytes(globals.store_url, store);
+    const auto bytes = database_bytes(store);
     const auto streams = store.durable_cursors().size();
     auto at_text = [](const std::optional<factstr::Timestamp>& at) {
         return at ? factstr::json::format_rfc3339(*at) : std::string("none");

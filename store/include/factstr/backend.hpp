@@ -75,6 +75,10 @@ public:
                              std::string_view query_json) = 0;
     virtual std::vector<DurableCursorInfo> cursors() = 0;
 
+    // Bytes the store occupies (files, database, or memory for facts and indexes); nullopt
+    // when it cannot be told.
+    virtual std::optional<std::uint64_t> storage_bytes() { return std::nullopt; }
+
     // Commits made by other processes on the same storage become visible through polling.
     // Zero: no other process can write (memory).
     virtual std::chrono::milliseconds external_poll_interval() const { return {}; }

@@ -290,6 +290,8 @@ public:
         return out;
     }
 
+    std::optional<std::uint64_t> storage_bytes() override { return memory_bytes(); }
+
     // Bytes held by the log and its indexes (for the benchmark's bytes-per-fact figure).
     std::size_t memory_bytes() const {
         std::shared_lock lock(mutex_);

@@ -9,10 +9,15 @@ namespace {
 std::string trim(std::string text) {
     while (!text.empty() && (text.back() == '\n' || text.back() == ' ' || text.back() == '\r'))
         text.pop_back();
-    // libpq joins lines of one message with newlines; keep them readable on one line.
-    for (char& c : text)
-        if (c == '\n') c = ' ';
-    return text;
+    // libpq joins the lines of one message with a newline and a tab; one line for messages.
+    std::string out;
+    out.reserve(text.size());
+    for (char c : text) {
+        if (c == '\n' || c == '\t' || c == '\r') c = ' ';
+        if (c == ' ' && !out.empty() && out.back() == ' ') continue;
+        out.push_back(c);
+    }
+    return out;
 }
 
 bool is_lost(PGconn* conn) { return conn == nullptr || PQstatus(conn) != CONNECTION_OK; }

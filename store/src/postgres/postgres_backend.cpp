@@ -356,6 +356,13 @@ public:
         });
     }
 
+    std::optional<std::uint64_t> storage_bytes() override {
+        return with_connection([&](Connection& c) {
+            Result r = c.exec("SELECT pg_database_size(current_database())", "reading the database size");
+            return std::optional<std::uint64_t>(static_cast<std::uint64_t>(get_int(r.get(), 0, 0)));
+        });
+    }
+
     std::optional<SequenceNumber> load_cursor(std::string_view name) override {
         refuse_nul(name, "a durable stream name");
         return with_connection([&](Connection& c) -> std::optional<SequenceNumber> {

@@ -289,6 +289,17 @@ public:
         });
     }
 
+    std::optional<std::uint64_t> storage_bytes() override {
+        // The database file and its write-ahead log (not the shared-memory index).
+        std::uint64_t total = 0;
+        for (const char* suffix : {"", "-wal"}) {
+            struct stat info {};
+            if (::stat((options_.path + suffix).c_str(), &info) == 0)
+                total += static_cast<std::uint64_t>(info.st_size);
+        }
+        return total;
+    }
+
     std::chrono::milliseconds external_poll_interval() const override {
         return std::chrono::milliseconds(options_.poll_interval_ms);
     }
