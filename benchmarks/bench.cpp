@@ -2,6 +2,16 @@
 // raw engine underneath where one exists. Prints a table, or JSON with --json.
 //
 //   factstr-bench --backend memory|sqlite [--sync full|normal] [--quick] [--json]
+//   factstr-bench --backend postgres [--url URL] [--quick] [--json]
+//
+// PostgreSQL (URL: a libpq connection string or postgres:// URL of a server; default
+// $FACTSTR_TEST_POSTGRES_URL): every workload runs on a freshly bootstrapped database (dropped
+// afterwards), and the raw figures are libpq on the same server, in the same run, into a
+// table of the same shape (same columns, primary key, event-type index and jsonb GIN index):
+// single-row INSERT transactions (W1, W3), one multi-row INSERT per transaction (W2),
+// single-row INSERT transactions from 8 connections at once (W5, the group-commit
+// comparison), and a full scan of the facts table with a cursor (W6 replay).
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -11,6 +21,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <factstr/factstr.hpp>
 #include <filesystem>
 #include <fmt/format.h>
@@ -18,6 +29,7 @@
 #include <mutex>
 #include <random>
 #include <thread>
+#include <utility>
 
 using namespace factstr;
 using Clock = std::chrono::steady_clock;
@@ -37,6 +49,7 @@ struct Result {
 struct Config {
     std::string backend = "memory";
     std::string sync = "full";
+    std::string url;  // postgres: the server
     bool quick = false;
     bool json = false;
     std::string dir;
@@ -65,9 +78,73 @@ long current_rss_kb() {
     return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
+// A libpq connection to the bench's server, optionally to another database on it.
+class PgConn {
+public:
+    PgConn(const std::string& server_url, const std::string& database) {
+        const char* keywords[] = {"dbname", database.empty() ? nullptr : "dbname", nullptr};
+        const char* values[] = {server_url.c_str(), database.empty() ? nullptr : database.c_str(), nullptr};
+        conn_ = PQconnectdbParams(keywords, values, 1);
+        if (PQstatus(conn_) != CONNECTION_OK) {
+            std::string message = PQerrorMessage(conn_);
+            PQfinish(conn_);
+            throw std::runtime_error("raw libpq connection failed: " + message);
+        }
+    }
+    ~PgConn() {
+        if (conn_) PQfinish(conn_);
+    }
+    PgConn(const PgConn&) = delete;
+    PgConn& operator=(const PgConn&) = delete;
+    PgConn(PgConn&& other) noexcept : conn_(std::exchange(other.conn_, nullptr)) {}
+    PGconn* get() const { return conn_; }
+
+    void exec(const std::string& sql) { check(PQexec(conn_, sql.c_str()), sql); }
+    std::string value(const std::string& sql) {
+        PGresult* r = PQexec(conn_, sql.c_str());
+        check_keep(r, sql);
+        std::string out = PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "";
+        PQclear(r);
+        return out;
+    }
+    void prepare(const char* name, const std::string& sql, int params) {
+        check(PQprepare(conn_, name, sql.c_str(), params, nullptr), sql);
+    }
+    void exec_prepared(const char* name, const std::vector<const char*>& values) {
+        check(PQexecPrepared(conn_, name, static_cast<int>(values.size()), values.data(), nullptr,
+                             nullptr, 0),
+              name);
+    }
+    void check_keep(PGresult* r, const std::string& what) {
+        const auto status = PQresultStatus(r);
+        if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return;
+        std::string message = PQresultErrorMessage(r);
+        PQclear(r);
+        throw std::runtime_error("raw libpq: " + what.substr(0, 80) + ": " + message);
+    }
+
+private:
+    void check(PGresult* r, const std::string& what) {
+        check_keep(r, what);
+        PQclear(r);
+    }
+    PGconn* conn_ = nullptr;
+};
+
 class Bench {
 public:
     explicit Bench(Config config) : config_(std::move(config)) {}
+    ~Bench() {
+        if (config_.backend != "postgres") return;
+        try {
+            drop_database(current_database_);
+            drop_database(raw_database_);
+        } catch (const std::exception&) {
+            // Best effort: the databases are named factstr_bench_<pid>_….
+        }
+    }
+
+    bool postgres() const { return config_.backend == "postgres"; }
 
     std::string url(const std::string& name) const {
         if (config_.backend == "memory") return "memory:";
@@ -79,12 +156,26 @@ public:
             for (const char* suffix : {".db", ".db-wal", ".db-shm"})
                 std::filesystem::remove(config_.dir + "/" + name + suffix);
         }
+        if (postgres()) {
+            // The previous workload's store is closed by now.
+            drop_database(current_database_);
+            current_database_ = fmt::format("factstr_bench_{}_{}_{}", getpid(), name, databases_++);
+            return Store(bootstrap_postgres(config_.url, current_database_));
+        }
         return open(url(name));
+    }
+
+    void drop_database(std::string& name) {
+        if (name.empty()) return;
+        PgConn server(config_.url, "");
+        server.exec("DROP DATABASE IF EXISTS \"" + name + "\" WITH (FORCE)");
+        name.clear();
     }
 
     // W1: single-fact appends, one at a time.
     void w1() {
         const std::size_t n = config_.backend == "memory" ? (config_.quick ? 300000 : 2000000)
+                              : postgres()              ? (config_.quick ? 1000 : 10000)
                               : config_.sync == "full" ? (config_.quick ? 300 : 2000)
                                                        : (config_.quick ? 5000 : 50000);
         Store store = fresh("w1");
@@ -96,12 +187,14 @@ public:
             (void)store.append({NewEvent{"deposited", payloads[i % payloads.size()]}});
         Result r{"W1", "single-fact appends", n / seconds_since(start)};
         if (config_.backend == "sqlite") r.raw_rate = raw_sqlite_inserts(n, 1);
+        if (postgres()) r.raw_rate = raw_single_ = raw_pg_inserts(n, 1);
         results_.push_back(r);
     }
 
     // W2: batched appends.
     void w2(std::size_t batch) {
         const std::size_t total = config_.backend == "memory" ? (config_.quick ? 500000 : 2000000)
+                                  : postgres() ? (config_.quick ? 20000 : 200000)
                                   : config_.sync == "full" ? (config_.quick ? 20000 : 200000)
                                                            : (config_.quick ? 50000 : 500000);
         const std::size_t batches = std::max<std::size_t>(1, total / batch);
@@ -113,6 +206,7 @@ public:
         for (std::size_t b = 0; b < batches; ++b) (void)store.append(proto);
         Result r{"W2", fmt::format("batches of {}", batch), batches * batch / seconds_since(start)};
         if (config_.backend == "sqlite") r.raw_rate = raw_sqlite_inserts(batches * batch, batch);
+        if (postgres()) r.raw_rate = raw_pg_inserts(batches * batch, batch);
         results_.push_back(r);
     }
 
@@ -129,6 +223,16 @@ public:
         }
     }
 
+    // W3's context: one type and one account. The command appends a fact of another type, so
+    // the context keeps its size however many commands run and the figure shows how the cost
+    // grows with the log, not with the context.
+    static EventQuery deposits_context(std::size_t account) {
+        return EventQuery{{{EventFilter{{{"deposited"}},
+                                        {{fmt::format(R"({{"accountId":"a{}"}})", account)}}}}},
+                          std::nullopt};
+    }
+
+    // W4's context includes the commands' own facts, so concurrent writers conflict.
     static EventQuery account_context(std::size_t account) {
         return EventQuery{{{EventFilter{{{"deposited", "withdrawn"}},
                                         {{fmt::format(R"({{"accountId":"a{}"}})", account)}}}}},
@@ -141,6 +245,7 @@ public:
         Store store = fresh("w3");
         fill(store, size, keys);
         const std::size_t ops = config_.backend == "memory" ? (config_.quick ? 50000 : 200000)
+                                : postgres() ? (config_.quick ? 300 : 2000)
                                 : config_.sync == "full" ? (config_.quick ? 200 : 1000)
                                                          : (config_.quick ? 2000 : 20000);
         std::mt19937_64 random(4);
@@ -151,7 +256,7 @@ public:
         for (std::size_t i = 0; i < ops; ++i) {
             auto t0 = Clock::now();
             const std::size_t account = random() % keys;
-            auto query = account_context(account);
+            auto query = deposits_context(account);
             auto context = store.query(query);
             auto outcome = store.append_if(
                 {{"withdrawn", fmt::format(R"({{"accountId":"a{}","amount":1,"currency":"EUR"}})", account)}},
@@ -200,9 +305,33 @@ public:
         results_.push_back(r);
     }
 
+    // W5: concurrent single-fact appends from one store (group commit).
+    void w5(unsigned threads) {
+        Store store = fresh("w5");
+        const auto duration = std::chrono::milliseconds(config_.quick ? 1000 : 3000);
+        std::atomic<std::size_t> appended{0};
+        std::vector<std::thread> workers;
+        auto start = Clock::now();
+        for (unsigned t = 0; t < threads; ++t) {
+            workers.emplace_back([&, t] {
+                std::mt19937_64 random(200 + t);
+                const std::string body = payload(random, 1000);
+                while (Clock::now() - start < duration) {
+                    (void)store.append({NewEvent{"deposited", body}});
+                    appended.fetch_add(1, std::memory_order_relaxed);
+                }
+            });
+        }
+        for (auto& w : workers) w.join();
+        Result r{"W5", fmt::format("{} threads, single-fact appends (raw: 8 connections)", threads),
+                 appended / seconds_since(start)};
+        if (postgres()) r.raw_rate = raw_pg_concurrent_inserts(8, duration);
+        results_.push_back(r);
+    }
+
     // W6: durable catch-up over a filled log, then live delivery latency.
     void w6() {
-        const std::size_t size = config_.quick ? 200000 : 1000000;
+        const std::size_t size = config_.quick ? (postgres() ? 100000 : 200000) : 1000000;
         Store store = fresh("w6");
         fill(store, size, 10000);
         std::atomic<std::size_t> seen{0};
@@ -212,6 +341,7 @@ public:
         });
         Result replay{"W6", fmt::format("durable replay of {} facts", size), seen / seconds_since(start)};
         subscription.unsubscribe();
+        if (postgres()) replay.raw_rate = raw_pg_scan(current_database_);
         results_.push_back(replay);
 
         std::mutex mutex;
@@ -293,7 +423,144 @@ public:
         return rate;
     }
 
+    // ---- raw libpq on the same server -----------------------------------------------------
+
+    // A table of the factstr facts table's shape (without the gap-free numbering), empty.
+    PgConn raw_connection(bool recreate) {
+        if (raw_database_.empty()) {
+            raw_database_ = fmt::format("factstr_bench_{}_raw", getpid());
+            PgConn server(config_.url, "");
+            server.exec("CREATE DATABASE \"" + raw_database_ +
+                        "\" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'");
+        }
+        PgConn raw(config_.url, raw_database_);
+        if (recreate)
+            raw.exec(
+                "DROP TABLE IF EXISTS raw_facts;"
+                " CREATE TABLE raw_facts (sequence_number bigint PRIMARY KEY, occurred_at bigint NOT NULL,"
+                " event_type text NOT NULL, payload text NOT NULL, batch_last bigint NOT NULL);"
+                " CREATE INDEX raw_facts_by_type ON raw_facts (event_type, sequence_number);"
+                " CREATE INDEX raw_facts_by_payload ON raw_facts USING gin ((payload::jsonb) jsonb_path_ops);"
+                " CHECKPOINT");
+        return raw;
+    }
+
+    static std::string insert_sql(std::size_t rows) {
+        std::string sql = "INSERT INTO raw_facts VALUES ";
+        for (std::size_t i = 0; i < rows; ++i)
+            sql += fmt::format("{}(${},${},${},${},${})", i ? "," : "", 5 * i + 1, 5 * i + 2, 5 * i + 3,
+                               5 * i + 4, 5 * i + 5);
+        return sql;
+    }
+
+    // `rows` rows in INSERT statements of `per_statement` rows, each its own transaction.
+    double raw_pg_inserts(std::size_t rows, std::size_t per_statement) {
+        PgConn raw = raw_connection(true);
+        raw.prepare("insert", insert_sql(per_statement), static_cast<int>(5 * per_statement));
+        std::mt19937_64 random(1);
+        std::vector<std::string> payloads;
+        for (std::size_t i = 0; i < std::min<std::size_t>(rows, 10000); ++i) payloads.push_back(payload(random, 1000));
+        std::vector<std::string> text(5 * per_statement);
+        std::vector<const char*> values(5 * per_statement);
+        const std::string occurred = std::to_string(1700000000000000LL);
+        auto start = Clock::now();
+        for (std::size_t i = 0; i < rows;) {
+            const std::size_t last = i + per_statement;
+            for (std::size_t j = 0; j < per_statement; ++j, ++i) {
+                text[5 * j] = std::to_string(i + 1);
+                text[5 * j + 1] = occurred;
+                text[5 * j + 2] = "deposited";
+                text[5 * j + 3] = payloads[i % payloads.size()];
+                text[5 * j + 4] = std::to_string(last);
+                for (std::size_t k = 0; k < 5; ++k) values[5 * j + k] = text[5 * j + k].c_str();
+            }
+            raw.exec_prepared("insert", values);
+        }
+        return rows / seconds_since(start);
+    }
+
+    // Single-row INSERT transactions from `connections` connections at once.
+    double raw_pg_concurrent_inserts(unsigned connections, std::chrono::milliseconds duration) {
+        { PgConn raw = raw_connection(true); }
+        std::atomic<std::int64_t> next{0};
+        std::atomic<std::size_t> inserted{0};
+        std::vector<std::thread> workers;
+        std::exception_ptr failure;
+        std::mutex failure_mutex;
+        auto start = Clock::now();
+        for (unsigned c = 0; c < connections; ++c) {
+            workers.emplace_back([&, c] {
+                try {
+                    PgConn raw = raw_connection(false);
+                    raw.prepare("insert", insert_sql(1), 5);
+                    std::mt19937_64 random(300 + c);
+                    const std::string body = payload(random, 1000);
+                    while (Clock::now() - start < duration) {
+                        const std::string seq = std::to_string(++next);
+                        raw.exec_prepared("insert", {seq.c_str(), "1700000000000000", "deposited",
+                                                     body.c_str(), seq.c_str()});
+                        inserted.fetch_add(1, std::memory_order_relaxed);
+                    }
+                } catch (...) {
+                    std::lock_guard lock(failure_mutex);
+                    failure = std::current_exception();
+                }
+            });
+        }
+        for (auto& w : workers) w.join();
+        if (failure) std::rethrow_exception(failure);
+        return inserted / seconds_since(start);
+    }
+
+    // Every row of a factstr database's facts table, in order, through a cursor.
+    double raw_pg_scan(const std::string& database) {
+        PgConn raw(config_.url, database);
+        raw.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+        raw.exec("DECLARE everything NO SCROLL CURSOR FOR SELECT sequence_number, occurred_at,"
+                 " event_type, payload, batch_last FROM facts ORDER BY sequence_number");
+        std::size_t rows = 0, bytes = 0;
+        long long last = 0;
+        auto start = Clock::now();
+        for (;;) {
+            PGresult* r = PQexec(raw.get(), "FETCH 10000 FROM everything");
+            raw.check_keep(r, "FETCH");
+            const int n = PQntuples(r);
+            for (int i = 0; i < n; ++i) {
+                last = std::strtoll(PQgetvalue(r, i, 0), nullptr, 10);
+                bytes += static_cast<std::size_t>(PQgetlength(r, i, 2) + PQgetlength(r, i, 3));
+            }
+            PQclear(r);
+            rows += static_cast<std::size_t>(n);
+            if (n == 0) break;
+        }
+        const double rate = rows / seconds_since(start);
+        raw.exec("COMMIT");
+        if (rows == 0 || bytes == 0 || last != static_cast<long long>(rows))
+            throw std::runtime_error("raw scan: unexpected rows");
+        return rate;
+    }
+
+    void run_postgres() {
+        {
+            PgConn server(config_.url, "");
+            server_version_ = server.value("SHOW server_version");
+        }
+        w1();
+        w2(100);
+        w2(10000);
+        std::vector<std::size_t> sizes = {10000, 100000, 1000000};
+        if (config_.quick) sizes = {10000, 100000};
+        for (std::size_t size : sizes) w3(size, &raw_single_);
+        for (unsigned threads : {1u, 4u, 16u}) w4(threads);
+        w5(16);
+        w6();
+    }
+
     void run() {
+        if (postgres()) {
+            run_postgres();
+            return;
+        }
         w1();
         w2(100);
         w2(10000);
@@ -314,9 +581,9 @@ public:
 
     void print() const {
         if (config_.json) {
-            fmt::print("{{\"backend\":\"{}\",\"sync\":\"{}\",\"quick\":{},\"cores\":{},\"sqlite_version\":\"{}\",\"peak_rss_kb\":{},\"results\":[",
+            fmt::print("{{\"backend\":\"{}\",\"sync\":\"{}\",\"quick\":{},\"cores\":{},\"sqlite_version\":\"{}\",\"postgres_server_version\":\"{}\",\"peak_rss_kb\":{},\"results\":[",
                        config_.backend, config_.sync, config_.quick, std::thread::hardware_concurrency(),
-                       sqlite3_libversion(), peak_rss_kb());
+                       sqlite3_libversion(), server_version_, peak_rss_kb());
             for (std::size_t i = 0; i < results_.size(); ++i) {
                 const Result& r = results_[i];
                 fmt::print("{}{{\"workload\":\"{}\",\"detail\":\"{}\",\"rate\":{:.1f},\"unit\":\"{}\",\"p50_us\":{:.1f},\"p99_us\":{:.1f},\"raw_rate\":{:.1f},\"ratio_to_raw\":{:.3f},\"value\":{:.1f}}}",
@@ -326,9 +593,13 @@ public:
             fmt::print("]}}\n");
             return;
         }
-        fmt::print("backend {} (sync {}), {} cores, SQLite {}, peak RSS {} MiB\n", config_.backend,
-                   config_.sync, std::thread::hardware_concurrency(), sqlite3_libversion(),
-                   peak_rss_kb() / 1024);
+        if (postgres())
+            fmt::print("backend postgres (server {}, raw = libpq on the same server), {} cores, peak RSS {} MiB\n",
+                       server_version_, std::thread::hardware_concurrency(), peak_rss_kb() / 1024);
+        else
+            fmt::print("backend {} (sync {}), {} cores, SQLite {}, peak RSS {} MiB\n", config_.backend,
+                       config_.sync, std::thread::hardware_concurrency(), sqlite3_libversion(),
+                       peak_rss_kb() / 1024);
         fmt::print("{:<4} {:<62} {:>14} {:>9} {:>9} {:>12} {:>7}\n", "", "workload", "rate", "p50 µs",
                    "p99 µs", "raw rate", "ratio");
         for (const Result& r : results_) {
@@ -346,6 +617,10 @@ public:
 private:
     Config config_;
     std::vector<Result> results_;
+    // postgres
+    std::string current_database_, raw_database_, server_version_;
+    int databases_ = 0;
+    double raw_single_ = 0;
 };
 
 }  // namespace
@@ -353,12 +628,32 @@ private:
 int main(int argc, char** argv) {
     CLI::App app{"factstr-bench: workloads against a backend, with the raw engine as the yardstick"};
     Config config;
-    app.add_option("--backend", config.backend, "memory or sqlite")->check(CLI::IsMember({"memory", "sqlite"}));
+    app.add_option("--backend", config.backend, "memory, sqlite or postgres")
+        ->check(CLI::IsMember({"memory", "sqlite", "postgres"}));
+    app.add_option("--url", config.url,
+                   "postgres: the server (libpq connection string or postgres:// URL; default "
+                   "$FACTSTR_TEST_POSTGRES_URL); a database per workload is created and dropped");
+    bool skip_without_server = false;
+    app.add_flag("--skip-without-server", skip_without_server,
+                 "postgres: exit 0 with a note when no server is given (unless CI=true)");
     app.add_option("--sync", config.sync, "SQLite durability: full or normal")->check(CLI::IsMember({"full", "normal"}));
     app.add_flag("--quick", config.quick, "small sizes: a smoke run in well under a minute");
     app.add_flag("--json", config.json, "print JSON instead of a table");
     app.add_option("--dir", config.dir, "directory for database files (default: a temporary one)");
     CLI11_PARSE(app, argc, argv);
+    if (config.backend == "postgres" && config.url.empty()) {
+        if (const char* url = std::getenv("FACTSTR_TEST_POSTGRES_URL")) config.url = url;
+        if (config.url.empty()) {
+            const char* ci = std::getenv("CI");
+            if (skip_without_server && !(ci && std::string(ci) == "true")) {
+                fmt::print(stderr, "factstr-bench: skipped: no PostgreSQL server (set --url or "
+                                   "FACTSTR_TEST_POSTGRES_URL)\n");
+                return 0;
+            }
+            fmt::print(stderr, "factstr-bench: --backend postgres needs --url or FACTSTR_TEST_POSTGRES_URL\n");
+            return 2;
+        }
+    }
     bool own_dir = config.dir.empty();
     if (own_dir) {
         config.dir = (std::filesystem::temp_directory_path() / ("factstr-bench-" + std::to_string(getpid()))).string();

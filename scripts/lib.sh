@@ -55,6 +55,7 @@ start_postgres() {
         -o "-p $port -k $FACTSTR_PGDATA -c listen_addresses=127.0.0.1 -c max_connections=200" \
         start >/dev/null 2>&1; then
       FACTSTR_PGBIN="$bin"
+      export FACTSTR_TEST_POSTGRES_BIN="$bin"
       export FACTSTR_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
       export FACTSTR_TEST_POSTGRES_DATA="$FACTSTR_PGDATA/data"
       trap stop_postgres EXIT

@@ -13,6 +13,7 @@
 
 #include "../support/helpers.hpp"
 #include "../support/postgres_env.hpp"
+#include "raw.hpp"
 
 using namespace factstr;
 using namespace factstr::testing;
@@ -20,47 +21,6 @@ using namespace factstr::testing;
 namespace {
 
 const bool server_available = require_postgres_server("postgres_tests");
-
-// A plain libpq connection for checks and sabotage from outside the store.
-class Raw {
-public:
-    explicit Raw(const std::string& database = "");
-    ~Raw() { PQfinish(conn_); }
-    // Runs `sql` and returns the first column of every row.
-    std::vector<std::string> run(const std::string& sql) {
-        PGresult* r = PQexec(conn_, sql.c_str());
-        const auto status = PQresultStatus(r);
-        INFO(sql << ": " << PQresultErrorMessage(r));
-        REQUIRE((status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK));
-        std::vector<std::string> out;
-        for (int i = 0; i < PQntuples(r); ++i) out.emplace_back(PQgetvalue(r, i, 0));
-        PQclear(r);
-        return out;
-    }
-
-private:
-    PGconn* conn_ = nullptr;
-};
-
-// The server URL with the database replaced, as a libpq key=value string.
-std::string url_of(const std::string& database) {
-    PQconninfoOption* options = PQconninfoParse(postgres_server_url().c_str(), nullptr);
-    REQUIRE(options);
-    std::string out;
-    for (PQconninfoOption* o = options; o->keyword; ++o) {
-        if (!o->val || std::string(o->keyword) == "dbname") continue;
-        out += std::string(o->keyword) + "='" + o->val + "' ";
-    }
-    PQconninfoFree(options);
-    return out + "dbname=" + database;
-}
-
-Raw::Raw(const std::string& database) {
-    conn_ = database.empty() ? PQconnectdb(postgres_server_url().c_str())
-                             : PQconnectdb(url_of(database).c_str());
-    INFO(PQerrorMessage(conn_));
-    REQUIRE(PQstatus(conn_) == CONNECTION_OK);
-}
 
 Store bootstrap_store(const std::string& name) { return Store(bootstrap_postgres(postgres_server_url(), name)); }
 
