@@ -52,6 +52,7 @@ struct Config {
     std::string url;  // postgres: the server
     bool quick = false;
     bool json = false;
+    std::string json_file;
     std::string dir;
 };
 
@@ -579,18 +580,27 @@ public:
         }
     }
 
-    void print() const {
-        if (config_.json) {
-            fmt::print("{{\"backend\":\"{}\",\"sync\":\"{}\",\"quick\":{},\"cores\":{},\"sqlite_version\":\"{}\",\"postgres_server_version\":\"{}\",\"peak_rss_kb\":{},\"results\":[",
+    std::string json() const {
+        std::string out = fmt::format("{{\"backend\":\"{}\",\"sync\":\"{}\",\"quick\":{},\"cores\":{},\"sqlite_version\":\"{}\",\"postgres_server_version\":\"{}\",\"peak_rss_kb\":{},\"results\":[",
                        config_.backend, config_.sync, config_.quick, std::thread::hardware_concurrency(),
                        sqlite3_libversion(), server_version_, peak_rss_kb());
             for (std::size_t i = 0; i < results_.size(); ++i) {
                 const Result& r = results_[i];
-                fmt::print("{}{{\"workload\":\"{}\",\"detail\":\"{}\",\"rate\":{:.1f},\"unit\":\"{}\",\"p50_us\":{:.1f},\"p99_us\":{:.1f},\"raw_rate\":{:.1f},\"ratio_to_raw\":{:.3f},\"value\":{:.1f}}}",
+                out += fmt::format("{}{{\"workload\":\"{}\",\"detail\":\"{}\",\"rate\":{:.1f},\"unit\":\"{}\",\"p50_us\":{:.1f},\"p99_us\":{:.1f},\"raw_rate\":{:.1f},\"ratio_to_raw\":{:.3f},\"value\":{:.1f}}}",
                            i ? "," : "", r.workload, r.detail, r.rate, r.unit, r.p50_us, r.p99_us,
                            r.raw_rate, r.raw_rate > 0 ? r.rate / r.raw_rate : 0.0, r.value);
             }
-            fmt::print("]}}\n");
+            out += "]}";
+            return out;
+    }
+
+    void print() const {
+        if (!config_.json_file.empty()) {
+            std::ofstream file(config_.json_file);
+            file << json() << "\n";
+        }
+        if (config_.json) {
+            fmt::print("{}\n", json());
             return;
         }
         if (postgres())
@@ -639,6 +649,7 @@ int main(int argc, char** argv) {
     app.add_option("--sync", config.sync, "SQLite durability: full or normal")->check(CLI::IsMember({"full", "normal"}));
     app.add_flag("--quick", config.quick, "small sizes: a smoke run in well under a minute");
     app.add_flag("--json", config.json, "print JSON instead of a table");
+    app.add_option("--json-file", config.json_file, "also write the JSON results to this file");
     app.add_option("--dir", config.dir, "directory for database files (default: a temporary one)");
     CLI11_PARSE(app, argc, argv);
     if (config.backend == "postgres" && config.url.empty()) {
