@@ -34,6 +34,7 @@
 
 #include "factstr/backend.hpp"
 #include "factstr/errors.hpp"
+#include "../group_commit.hpp"
 #include "pg_connection.hpp"
 
 namespace factstr {
@@ -254,15 +255,6 @@ void refuse_nul(std::string_view text, std::string_view what) {
         throw InvalidInput(ErrorCode::invalid_argument,
                            std::string(what) + " contains a NUL character, which PostgreSQL cannot store");
 }
-
-struct WriteRequest {
-    std::vector<PreparedEvent>* events = nullptr;
-    const CompiledQuery* context = nullptr;
-    std::optional<SequenceNumber> expected;
-    std::optional<AppendIfResult> result;
-    std::exception_ptr error;
-    bool done = false;
-};
 
 class PostgresBackend final : public Backend {
 public:
@@ -650,33 +642,13 @@ private:
         for (const PreparedEvent& event : events) refuse_nul(event.event_type, "an event type");
     }
 
-    // Group commit: the first thread to find no commit in progress becomes the leader and
-    // commits every queued request in one transaction; the others wait for their outcome.
     void submit(WriteRequest& request) {
-        std::unique_lock lock(queue_mutex_);
-        queue_.push_back(&request);
-        while (!request.done) {
-            if (leader_active_) {
-                queue_changed_.wait(lock);
-                continue;
-            }
-            leader_active_ = true;
-            std::vector<WriteRequest*> group;
-            group.swap(queue_);
-            lock.unlock();
-            SequenceNumber head = commit_group(group);
-            lock.lock();
-            for (WriteRequest* r : group) r->done = true;
-            leader_active_ = false;
-            queue_changed_.notify_all();
-            if (head) {
-                lock.unlock();
+        group_commit_.submit(
+            request, [this](std::vector<WriteRequest*>& group) { return commit_group(group); },
+            [this](SequenceNumber head) {
                 notify_committed(head);
                 refresh_statistics(head);
-                lock.lock();
-            }
-        }
-        if (request.error) std::rethrow_exception(request.error);
+            });
     }
 
     // Returns the new head when anything was committed, else 0.
@@ -822,10 +794,7 @@ private:
     std::atomic<int> writer_pid_{0};
     std::atomic<SequenceNumber> analyzed_head_{0};
 
-    std::mutex queue_mutex_;
-    std::condition_variable queue_changed_;
-    std::vector<WriteRequest*> queue_;
-    bool leader_active_ = false;
+    GroupCommit group_commit_;
 
     std::mutex pool_mutex_;
     std::vector<std::unique_ptr<Connection>> idle_;
