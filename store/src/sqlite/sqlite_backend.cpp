@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstring>
 #include <fstream>
@@ -454,6 +455,23 @@ private:
     }
 
     const std::string& type_name(Connection& db, std::int64_t id) {
+        // Rows come in runs of one type: a per-thread one-entry cache spares the shared map's
+        // lock. It is keyed by this store's instance number and the type cache's generation.
+        struct LastType {
+            std::uint64_t instance = 0, generation = 0;
+            std::int64_t id = 0;
+            const std::string* name = nullptr;
+        };
+        thread_local LastType last;
+        const std::uint64_t generation = types_generation_.load(std::memory_order_acquire);
+        if (last.name && last.instance == instance_ && last.generation == generation && last.id == id)
+            return *last.name;
+        const std::string& name = type_name_uncached(db, id);
+        last = LastType{instance_, generation, id, &name};
+        return name;
+    }
+
+    const std::string& type_name_uncached(Connection& db, std::int64_t id) {
         {
             std::lock_guard lock(types_mutex_);
             auto it = type_names_.find(id);
@@ -837,6 +855,7 @@ private:
     // A rolled-back transaction's new types do not exist: drop them from the cache.
     void forget_types(const std::vector<std::string>& names) {
         std::lock_guard lock(types_mutex_);
+        if (!names.empty()) types_generation_.fetch_add(1, std::memory_order_acq_rel);
         for (const std::string& name : names) {
             auto it = type_ids_.find(name);
             if (it == type_ids_.end()) continue;
@@ -867,6 +886,12 @@ private:
     std::mutex tail_mutex_;
     KeyTail tail_;
 
+    static std::uint64_t next_instance() {
+        static std::atomic<std::uint64_t> counter{0};
+        return ++counter;
+    }
+    const std::uint64_t instance_ = next_instance();
+    std::atomic<std::uint64_t> types_generation_{0};
     std::mutex types_mutex_;
     std::unordered_map<std::string, std::int64_t> type_ids_;
     std::unordered_map<std::int64_t, std::string> type_names_;
