@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
@@ -24,7 +25,6 @@
 #include <cstdlib>
 #include <factstr/factstr.hpp>
 #include <filesystem>
-#include <fmt/format.h>
 #include <fstream>
 #include <mutex>
 #include <random>
@@ -39,11 +39,11 @@ namespace {
 struct Result {
     std::string workload;
     std::string detail;
-    double rate = 0;            // facts/s or ops/s
+    double rate = 0;  // facts/s or ops/s
     std::string unit = "facts/s";
     double p50_us = -1, p99_us = -1;
-    double raw_rate = 0;        // the raw engine's rate for the same shape, 0 = none
-    double value = -1;          // for non-rate figures (bytes per fact)
+    double raw_rate = 0;  // the raw engine's rate for the same shape, 0 = none
+    double value = -1;    // for non-rate figures (bytes per fact)
 };
 
 struct Config {
@@ -81,10 +81,11 @@ long current_rss_kb() {
 
 // A libpq connection to the bench's server, optionally to another database on it.
 class PgConn {
-public:
+  public:
     PgConn(const std::string& server_url, const std::string& database) {
         const char* keywords[] = {"dbname", database.empty() ? nullptr : "dbname", nullptr};
-        const char* values[] = {server_url.c_str(), database.empty() ? nullptr : database.c_str(), nullptr};
+        const char* values[] = {server_url.c_str(), database.empty() ? nullptr : database.c_str(),
+                                nullptr};
         conn_ = PQconnectdbParams(keywords, values, 1);
         if (PQstatus(conn_) != CONNECTION_OK) {
             std::string message = PQerrorMessage(conn_);
@@ -124,7 +125,7 @@ public:
         throw std::runtime_error("raw libpq: " + what.substr(0, 80) + ": " + message);
     }
 
-private:
+  private:
     void check(PGresult* r, const std::string& what) {
         check_keep(r, what);
         PQclear(r);
@@ -133,7 +134,7 @@ private:
 };
 
 class Bench {
-public:
+  public:
     explicit Bench(Config config) : config_(std::move(config)) {}
     ~Bench() {
         if (config_.backend != "postgres") return;
@@ -176,13 +177,14 @@ public:
     // W1: single-fact appends, one at a time.
     void w1() {
         const std::size_t n = config_.backend == "memory" ? (config_.quick ? 300000 : 2000000)
-                              : postgres()              ? (config_.quick ? 1000 : 10000)
-                              : config_.sync == "full" ? (config_.quick ? 300 : 2000)
-                                                       : (config_.quick ? 5000 : 50000);
+                              : postgres()                ? (config_.quick ? 1000 : 10000)
+                              : config_.sync == "full"    ? (config_.quick ? 300 : 2000)
+                                                          : (config_.quick ? 5000 : 50000);
         Store store = fresh("w1");
         std::mt19937_64 random(1);
         std::vector<std::string> payloads;
-        for (std::size_t i = 0; i < std::min<std::size_t>(n, 10000); ++i) payloads.push_back(payload(random, 1000));
+        for (std::size_t i = 0; i < std::min<std::size_t>(n, 10000); ++i)
+            payloads.push_back(payload(random, 1000));
         auto start = Clock::now();
         for (std::size_t i = 0; i < n; ++i)
             (void)store.append({NewEvent{"deposited", payloads[i % payloads.size()]}});
@@ -195,16 +197,18 @@ public:
     // W2: batched appends.
     void w2(std::size_t batch) {
         const std::size_t total = config_.backend == "memory" ? (config_.quick ? 500000 : 2000000)
-                                  : postgres() ? (config_.quick ? 20000 : 200000)
-                                  : config_.sync == "full" ? (config_.quick ? 20000 : 200000)
-                                                           : (config_.quick ? 50000 : 500000);
+                                  : postgres()                ? (config_.quick ? 20000 : 200000)
+                                  : config_.sync == "full"    ? (config_.quick ? 20000 : 200000)
+                                                              : (config_.quick ? 50000 : 500000);
         const std::size_t batches = std::max<std::size_t>(1, total / batch);
         Store store = fresh("w2");
         std::mt19937_64 random(2);
         std::vector<NewEvent> proto;
-        for (std::size_t i = 0; i < batch; ++i) proto.push_back({"deposited", payload(random, 1000)});
+        for (std::size_t i = 0; i < batch; ++i)
+            proto.push_back({"deposited", payload(random, 1000)});
         auto start = Clock::now();
-        for (std::size_t b = 0; b < batches; ++b) (void)store.append(proto);
+        for (std::size_t b = 0; b < batches; ++b)
+            (void)store.append(proto);
         Result r{"W2", fmt::format("batches of {}", batch), batches * batch / seconds_since(start)};
         if (config_.backend == "sqlite") r.raw_rate = raw_sqlite_inserts(batches * batch, batch);
         if (postgres()) r.raw_rate = raw_pg_inserts(batches * batch, batch);
@@ -228,9 +232,9 @@ public:
     // the context keeps its size however many commands run and the figure shows how the cost
     // grows with the log, not with the context.
     static EventQuery deposits_context(std::size_t account) {
-        return EventQuery{{{EventFilter{{{"deposited"}},
-                                        {{fmt::format(R"({{"accountId":"a{}"}})", account)}}}}},
-                          std::nullopt};
+        return EventQuery{
+            {{EventFilter{{{"deposited"}}, {{fmt::format(R"({{"accountId":"a{}"}})", account)}}}}},
+            std::nullopt};
     }
 
     // W4's context includes the commands' own facts, so concurrent writers conflict.
@@ -246,9 +250,9 @@ public:
         Store store = fresh("w3");
         fill(store, size, keys);
         const std::size_t ops = config_.backend == "memory" ? (config_.quick ? 50000 : 200000)
-                                : postgres() ? (config_.quick ? 300 : 2000)
-                                : config_.sync == "full" ? (config_.quick ? 200 : 1000)
-                                                         : (config_.quick ? 2000 : 20000);
+                                : postgres()                ? (config_.quick ? 300 : 2000)
+                                : config_.sync == "full"    ? (config_.quick ? 200 : 1000)
+                                                            : (config_.quick ? 2000 : 20000);
         std::mt19937_64 random(4);
         std::vector<double> latencies;
         latencies.reserve(ops);
@@ -260,10 +264,12 @@ public:
             auto query = deposits_context(account);
             auto context = store.query(query);
             auto outcome = store.append_if(
-                {{"withdrawn", fmt::format(R"({{"accountId":"a{}","amount":1,"currency":"EUR"}})", account)}},
+                {{"withdrawn",
+                  fmt::format(R"({{"accountId":"a{}","amount":1,"currency":"EUR"}})", account)}},
                 query, context.current_context_version);
             if (!outcome) ++conflicts;
-            latencies.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+            latencies.push_back(
+                std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
         }
         Result r{"W3", fmt::format("query+append_if, log {} facts, {} keys", size, keys),
                  ops / seconds_since(start), "ops/s"};
@@ -292,16 +298,19 @@ public:
                     auto query = account_context(account);
                     auto context = store.query(query);
                     auto outcome = store.append_if(
-                        {{"withdrawn", fmt::format(R"({{"accountId":"a{}","amount":1}})", account)}},
+                        {{"withdrawn",
+                          fmt::format(R"({{"accountId":"a{}","amount":1}})", account)}},
                         query, context.current_context_version);
                     (outcome ? ok : conflicts).fetch_add(1);
                 }
             });
         }
-        for (auto& w : workers) w.join();
+        for (auto& w : workers)
+            w.join();
         const double elapsed = seconds_since(start);
-        Result r{"W4", fmt::format("{} threads, query+append_if, 1000 keys ({} ok, {} conflicts)",
-                                   threads, ok.load(), conflicts.load()),
+        Result r{"W4",
+                 fmt::format("{} threads, query+append_if, 1000 keys ({} ok, {} conflicts)",
+                             threads, ok.load(), conflicts.load()),
                  (ok + conflicts) / elapsed, "ops/s"};
         results_.push_back(r);
     }
@@ -326,7 +335,8 @@ public:
                 }
             });
         }
-        for (auto& w : workers) w.join();
+        for (auto& w : workers)
+            w.join();
         Result r{"W5",
                  fmt::format("{} threads, single-fact appends (raw: {})", threads,
                              postgres() ? "8 connections" : "1 writer, 1 row per transaction"),
@@ -346,7 +356,8 @@ public:
         auto subscription = store.stream_all_durable({"bench"}, [&](const Batch& batch) {
             seen.fetch_add(batch.size(), std::memory_order_relaxed);
         });
-        Result replay{"W6", fmt::format("durable replay of {} facts", size), seen / seconds_since(start)};
+        Result replay{"W6", fmt::format("durable replay of {} facts", size),
+                      seen / seconds_since(start)};
         subscription.unsubscribe();
         if (postgres()) replay.raw_rate = raw_pg_scan(current_database_);
         results_.push_back(replay);
@@ -387,7 +398,9 @@ public:
         fill(store, size, 100000);
         const double bytes = static_cast<double>(memory_backend_bytes(store.backend())) / size;
         const double rss = (current_rss_kb() - rss_before) * 1024.0 / size;
-        Result r{"W8", fmt::format("memory store bytes/fact at {} facts (RSS growth {:.0f} B/fact)", size, rss),
+        Result r{"W8",
+                 fmt::format("memory store bytes/fact at {} facts (RSS growth {:.0f} B/fact)", size,
+                             rss),
                  0, "B/fact"};
         r.value = bytes;
         results_.push_back(r);
@@ -397,16 +410,19 @@ public:
     // same journal and synchronous settings as the store.
     double raw_sqlite_inserts(std::size_t rows, std::size_t per_transaction) {
         const std::string path = config_.dir + "/raw.db";
-        for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+        for (const char* suffix : {"", "-wal", "-shm"})
+            std::filesystem::remove(path + suffix);
         sqlite3* db = nullptr;
         sqlite3_open(path.c_str(), &db);
         sqlite3_exec(db, "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr);
-        sqlite3_exec(db, config_.sync == "full" ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
-                     nullptr, nullptr, nullptr);
-        sqlite3_exec(db,
-                     "CREATE TABLE facts (sequence_number INTEGER PRIMARY KEY, occurred_at INTEGER, "
-                     "event_type TEXT, payload TEXT)",
-                     nullptr, nullptr, nullptr);
+        sqlite3_exec(
+            db, config_.sync == "full" ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+            nullptr, nullptr, nullptr);
+        sqlite3_exec(
+            db,
+            "CREATE TABLE facts (sequence_number INTEGER PRIMARY KEY, occurred_at INTEGER, "
+            "event_type TEXT, payload TEXT)",
+            nullptr, nullptr, nullptr);
         sqlite3_stmt* insert = nullptr;
         sqlite3_prepare_v2(db, "INSERT INTO facts VALUES (?1, ?2, ?3, ?4)", -1, &insert, nullptr);
         std::mt19937_64 random(1);
@@ -418,7 +434,8 @@ public:
                 sqlite3_bind_int64(insert, 1, static_cast<sqlite3_int64>(i + 1));
                 sqlite3_bind_int64(insert, 2, 1);
                 sqlite3_bind_text(insert, 3, "deposited", -1, SQLITE_STATIC);
-                sqlite3_bind_text(insert, 4, body.data(), static_cast<int>(body.size()), SQLITE_STATIC);
+                sqlite3_bind_text(insert, 4, body.data(), static_cast<int>(body.size()),
+                                  SQLITE_STATIC);
                 sqlite3_step(insert);
                 sqlite3_reset(insert);
             }
@@ -444,10 +461,12 @@ public:
         if (recreate)
             raw.exec(
                 "DROP TABLE IF EXISTS raw_facts;"
-                " CREATE TABLE raw_facts (sequence_number bigint PRIMARY KEY, occurred_at bigint NOT NULL,"
+                " CREATE TABLE raw_facts (sequence_number bigint PRIMARY KEY, occurred_at bigint "
+                "NOT NULL,"
                 " event_type text NOT NULL, payload text NOT NULL, batch_last bigint NOT NULL);"
                 " CREATE INDEX raw_facts_by_type ON raw_facts (event_type, sequence_number);"
-                " CREATE INDEX raw_facts_by_payload ON raw_facts USING gin ((payload::jsonb) jsonb_path_ops);"
+                " CREATE INDEX raw_facts_by_payload ON raw_facts USING gin ((payload::jsonb) "
+                "jsonb_path_ops);"
                 " CHECKPOINT");
         return raw;
     }
@@ -455,8 +474,8 @@ public:
     static std::string insert_sql(std::size_t rows) {
         std::string sql = "INSERT INTO raw_facts VALUES ";
         for (std::size_t i = 0; i < rows; ++i)
-            sql += fmt::format("{}(${},${},${},${},${})", i ? "," : "", 5 * i + 1, 5 * i + 2, 5 * i + 3,
-                               5 * i + 4, 5 * i + 5);
+            sql += fmt::format("{}(${},${},${},${},${})", i ? "," : "", 5 * i + 1, 5 * i + 2,
+                               5 * i + 3, 5 * i + 4, 5 * i + 5);
         return sql;
     }
 
@@ -466,7 +485,8 @@ public:
         raw.prepare("insert", insert_sql(per_statement), static_cast<int>(5 * per_statement));
         std::mt19937_64 random(1);
         std::vector<std::string> payloads;
-        for (std::size_t i = 0; i < std::min<std::size_t>(rows, 10000); ++i) payloads.push_back(payload(random, 1000));
+        for (std::size_t i = 0; i < std::min<std::size_t>(rows, 10000); ++i)
+            payloads.push_back(payload(random, 1000));
         std::vector<std::string> text(5 * per_statement);
         std::vector<const char*> values(5 * per_statement);
         const std::string occurred = std::to_string(1700000000000000LL);
@@ -479,7 +499,8 @@ public:
                 text[5 * j + 2] = "deposited";
                 text[5 * j + 3] = payloads[i % payloads.size()];
                 text[5 * j + 4] = std::to_string(last);
-                for (std::size_t k = 0; k < 5; ++k) values[5 * j + k] = text[5 * j + k].c_str();
+                for (std::size_t k = 0; k < 5; ++k)
+                    values[5 * j + k] = text[5 * j + k].c_str();
             }
             raw.exec_prepared("insert", values);
         }
@@ -514,7 +535,8 @@ public:
                 }
             });
         }
-        for (auto& w : workers) w.join();
+        for (auto& w : workers)
+            w.join();
         if (failure) std::rethrow_exception(failure);
         return inserted / seconds_since(start);
     }
@@ -523,8 +545,9 @@ public:
     double raw_pg_scan(const std::string& database) {
         PgConn raw(config_.url, database);
         raw.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-        raw.exec("DECLARE everything NO SCROLL CURSOR FOR SELECT sequence_number, occurred_at,"
-                 " event_type, payload, batch_last FROM facts ORDER BY sequence_number");
+        raw.exec(
+            "DECLARE everything NO SCROLL CURSOR FOR SELECT sequence_number, occurred_at,"
+            " event_type, payload, batch_last FROM facts ORDER BY sequence_number");
         std::size_t rows = 0, bytes = 0;
         long long last = 0;
         auto start = Clock::now();
@@ -557,8 +580,10 @@ public:
         w2(10000);
         std::vector<std::size_t> sizes = {10000, 100000, 1000000};
         if (config_.quick) sizes = {10000, 100000};
-        for (std::size_t size : sizes) w3(size, &raw_single_);
-        for (unsigned threads : {1u, 4u, 16u}) w4(threads);
+        for (std::size_t size : sizes)
+            w3(size, &raw_single_);
+        for (unsigned threads : {1u, 4u, 16u})
+            w4(threads);
         w5(16, 0);
         w6();
     }
@@ -577,8 +602,10 @@ public:
         std::vector<std::size_t> sizes = {10000, 100000, 1000000};
         if (config_.quick) sizes = {10000, 100000};
         if (config_.backend == "memory" && !config_.quick) sizes.push_back(10000000);
-        for (std::size_t size : sizes) w3(size, config_.backend == "sqlite" ? &raw_single : nullptr);
-        for (unsigned threads : {1u, 4u, 16u}) w4(threads);
+        for (std::size_t size : sizes)
+            w3(size, config_.backend == "sqlite" ? &raw_single : nullptr);
+        for (unsigned threads : {1u, 4u, 16u})
+            w4(threads);
         w5(16, config_.backend == "sqlite" ? raw_single : 0);
         w6();
         if (config_.backend == "memory") {
@@ -588,17 +615,22 @@ public:
     }
 
     std::string json() const {
-        std::string out = fmt::format("{{\"backend\":\"{}\",\"sync\":\"{}\",\"quick\":{},\"cores\":{},\"sqlite_version\":\"{}\",\"postgres_server_version\":\"{}\",\"peak_rss_kb\":{},\"results\":[",
-                       config_.backend, config_.sync, config_.quick, std::thread::hardware_concurrency(),
-                       sqlite3_libversion(), server_version_, peak_rss_kb());
-            for (std::size_t i = 0; i < results_.size(); ++i) {
-                const Result& r = results_[i];
-                out += fmt::format("{}{{\"workload\":\"{}\",\"detail\":\"{}\",\"rate\":{:.1f},\"unit\":\"{}\",\"p50_us\":{:.1f},\"p99_us\":{:.1f},\"raw_rate\":{:.1f},\"ratio_to_raw\":{:.3f},\"value\":{:.1f}}}",
-                           i ? "," : "", r.workload, r.detail, r.rate, r.unit, r.p50_us, r.p99_us,
-                           r.raw_rate, r.raw_rate > 0 ? r.rate / r.raw_rate : 0.0, r.value);
-            }
-            out += "]}";
-            return out;
+        std::string out = fmt::format(
+            "{{\"backend\":\"{}\",\"sync\":\"{}\",\"quick\":{},\"cores\":{},\"sqlite_version\":\"{}"
+            "\",\"postgres_server_version\":\"{}\",\"peak_rss_kb\":{},\"results\":[",
+            config_.backend, config_.sync, config_.quick, std::thread::hardware_concurrency(),
+            sqlite3_libversion(), server_version_, peak_rss_kb());
+        for (std::size_t i = 0; i < results_.size(); ++i) {
+            const Result& r = results_[i];
+            out += fmt::format(
+                "{}{{\"workload\":\"{}\",\"detail\":\"{}\",\"rate\":{:.1f},\"unit\":\"{}\",\"p50_"
+                "us\":{:.1f},\"p99_us\":{:.1f},\"raw_rate\":{:.1f},\"ratio_to_raw\":{:.3f},"
+                "\"value\":{:.1f}}}",
+                i ? "," : "", r.workload, r.detail, r.rate, r.unit, r.p50_us, r.p99_us, r.raw_rate,
+                r.raw_rate > 0 ? r.rate / r.raw_rate : 0.0, r.value);
+        }
+        out += "]}";
+        return out;
     }
 
     void print() const {
@@ -611,14 +643,16 @@ public:
             return;
         }
         if (postgres())
-            fmt::print("backend postgres (server {}, raw = libpq on the same server), {} cores, peak RSS {} MiB\n",
-                       server_version_, std::thread::hardware_concurrency(), peak_rss_kb() / 1024);
+            fmt::print(
+                "backend postgres (server {}, raw = libpq on the same server), {} cores, peak RSS "
+                "{} MiB\n",
+                server_version_, std::thread::hardware_concurrency(), peak_rss_kb() / 1024);
         else
-            fmt::print("backend {} (sync {}), {} cores, SQLite {}, peak RSS {} MiB\n", config_.backend,
-                       config_.sync, std::thread::hardware_concurrency(), sqlite3_libversion(),
-                       peak_rss_kb() / 1024);
-        fmt::print("{:<4} {:<62} {:>14} {:>9} {:>9} {:>12} {:>7}\n", "", "workload", "rate", "p50 µs",
-                   "p99 µs", "raw rate", "ratio");
+            fmt::print("backend {} (sync {}), {} cores, SQLite {}, peak RSS {} MiB\n",
+                       config_.backend, config_.sync, std::thread::hardware_concurrency(),
+                       sqlite3_libversion(), peak_rss_kb() / 1024);
+        fmt::print("{:<4} {:<62} {:>14} {:>9} {:>9} {:>12} {:>7}\n", "", "workload", "rate",
+                   "p50 µs", "p99 µs", "raw rate", "ratio");
         for (const Result& r : results_) {
             std::string rate = r.value >= 0 ? fmt::format("{:.0f} {}", r.value, r.unit)
                                : r.rate > 0 ? fmt::format("{:.0f}", r.rate)
@@ -631,7 +665,7 @@ public:
         }
     }
 
-private:
+  private:
     Config config_;
     std::vector<Result> results_;
     // postgres
@@ -643,7 +677,8 @@ private:
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"factstr-bench: workloads against a backend, with the raw engine as the yardstick"};
+    CLI::App app{
+        "factstr-bench: workloads against a backend, with the raw engine as the yardstick"};
     Config config;
     app.add_option("--backend", config.backend, "memory, sqlite or postgres")
         ->check(CLI::IsMember({"memory", "sqlite", "postgres"}));
@@ -653,7 +688,8 @@ int main(int argc, char** argv) {
     bool skip_without_server = false;
     app.add_flag("--skip-without-server", skip_without_server,
                  "postgres: exit 0 with a note when no server is given (unless CI=true)");
-    app.add_option("--sync", config.sync, "SQLite durability: full or normal")->check(CLI::IsMember({"full", "normal"}));
+    app.add_option("--sync", config.sync, "SQLite durability: full or normal")
+        ->check(CLI::IsMember({"full", "normal"}));
     app.add_flag("--quick", config.quick, "small sizes: a smoke run in well under a minute");
     app.add_flag("--json", config.json, "print JSON instead of a table");
     app.add_option("--json-file", config.json_file, "also write the JSON results to this file");
@@ -664,17 +700,22 @@ int main(int argc, char** argv) {
         if (config.url.empty()) {
             const char* ci = std::getenv("CI");
             if (skip_without_server && !(ci && std::string(ci) == "true")) {
-                fmt::print(stderr, "factstr-bench: skipped: no PostgreSQL server (set --url or "
-                                   "FACTSTR_TEST_POSTGRES_URL)\n");
+                fmt::print(stderr,
+                           "factstr-bench: skipped: no PostgreSQL server (set --url or "
+                           "FACTSTR_TEST_POSTGRES_URL)\n");
                 return 0;
             }
-            fmt::print(stderr, "factstr-bench: --backend postgres needs --url or FACTSTR_TEST_POSTGRES_URL\n");
+            fmt::print(
+                stderr,
+                "factstr-bench: --backend postgres needs --url or FACTSTR_TEST_POSTGRES_URL\n");
             return 2;
         }
     }
     bool own_dir = config.dir.empty();
     if (own_dir) {
-        config.dir = (std::filesystem::temp_directory_path() / ("factstr-bench-" + std::to_string(getpid()))).string();
+        config.dir =
+            (std::filesystem::temp_directory_path() / ("factstr-bench-" + std::to_string(getpid())))
+                .string();
         std::filesystem::create_directories(config.dir);
     }
     try {

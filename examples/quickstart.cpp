@@ -16,15 +16,15 @@ int main(int argc, char** argv) try {
         {"account-opened", R"({"accountId":"a1","owner":"Ada"})"},
         {"money-deposited", R"({"accountId":"a1","amount":100})"},
     });
-    std::cout << "appended " << opened.committed_count << " facts as " << opened.first_sequence_number
-              << ".." << opened.last_sequence_number << "\n";
+    std::cout << "appended " << opened.committed_count << " facts as "
+              << opened.first_sequence_number << ".." << opened.last_sequence_number << "\n";
 
     // The command's context: everything that happened to account a1.
     factstr::EventQuery account{{{factstr::EventFilter{std::nullopt, {{R"({"accountId":"a1"})"}}}}},
                                 std::nullopt};
     auto context = store.query(account);
-    std::cout << "account a1 has " << context.event_records.size()
-              << " facts; context version " << *context.current_context_version << "\n";
+    std::cout << "account a1 has " << context.event_records.size() << " facts; context version "
+              << *context.current_context_version << "\n";
 
     // Withdraw, on the condition that nobody changed the account since we looked.
     auto withdrawn = store.append_if({{"money-withdrawn", R"({"accountId":"a1","amount":30})"}},

@@ -4,8 +4,8 @@
 #include <iostream>
 #include <memory>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include "common.hpp"
 
@@ -63,9 +63,10 @@ int run(const AppendOptions& options, const Globals& globals) {
     std::vector<factstr::NewEvent> events;
     if (!options.types.empty()) {
         if (!options.payloads.empty() && options.payloads.size() != options.types.size())
-            fail_input(fmt::format("got {} --type but {} --payload; give one --payload per --type "
-                                   "(or none for empty payloads)",
-                                   options.types.size(), options.payloads.size()));
+            fail_input(
+                fmt::format("got {} --type but {} --payload; give one --payload per --type "
+                            "(or none for empty payloads)",
+                            options.types.size(), options.payloads.size()));
         for (std::size_t i = 0; i < options.types.size(); ++i) {
             if (options.types[i].empty()) fail_input(fmt::format("--type #{} is empty", i + 1));
             std::string payload = options.payloads.empty() ? "{}" : options.payloads[i];
@@ -135,8 +136,9 @@ int run(const AppendOptions& options, const Globals& globals) {
 Command add_append(CLI::App& root, const Globals& globals) {
     auto options = std::make_shared<AppendOptions>();
     CLI::App* app = root.add_subcommand(
-        "append", "Append facts: from --type/--payload, or NDJSON on stdin (one "
-                  "{\"event_type\":…,\"payload\":…} object per line). Prints the committed range.");
+        "append",
+        "Append facts: from --type/--payload, or NDJSON on stdin (one "
+        "{\"event_type\":…,\"payload\":…} object per line). Prints the committed range.");
     app->add_option("--type,-t", options->types,
                     "Event type of a fact to append (repeat for several facts)");
     app->add_option("--payload,-p", options->payloads,

@@ -4,9 +4,9 @@
 #include <map>
 #include <memory>
 
-#include <CLI/CLI.hpp>
 #include <fmt/color.h>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include "common.hpp"
 
@@ -50,10 +50,9 @@ Account fold(const std::vector<factstr::EventRecord>& records, const std::string
         std::string id, from, to;
         for (const auto& [key, value] : payload.members) {
             if (key == "amount")
-                amount = value.kind == factstr::json::Value::Kind::int64 ? double(value.int64)
-                         : value.kind == factstr::json::Value::Kind::uint64
-                             ? double(value.uint64)
-                             : value.number;
+                amount = value.kind == factstr::json::Value::Kind::int64    ? double(value.int64)
+                         : value.kind == factstr::json::Value::Kind::uint64 ? double(value.uint64)
+                                                                            : value.number;
             if (key == "accountId") id = value.string;
             if (key == "from") from = value.string;
             if (key == "to") to = value.string;
@@ -70,7 +69,7 @@ Account fold(const std::vector<factstr::EventRecord>& records, const std::string
 }
 
 class Bank {
-public:
+  public:
     Bank(factstr::Store& store, bool color) : store_(store), color_(color) {}
 
     void say(const std::string& text) { write_stdout(text + "\n"); }
@@ -107,7 +106,8 @@ public:
             return false;
         }
         auto outcome = store_.append_if(
-            {{"MoneyWithdrawn", fmt::format("{{\"accountId\":{},\"amount\":{}}}", jstr(id), amount)}},
+            {{"MoneyWithdrawn",
+              fmt::format("{{\"accountId\":{},\"amount\":{}}}", jstr(id), amount)}},
             context, facts.current_context_version);
         if (show)
             say(fmt::format("  withdraw {} from {} (context version {}): {}", amount, id,
@@ -156,16 +156,16 @@ int run(const Globals& globals) {
     const factstr::SequenceNumber head_before = store.head();
 
     // Which run is this? Count earlier demo accounts named alice, alice-2, …
-    EventQuery alices{std::vector<EventFilter>{EventFilter{
-                          std::vector<std::string>{"AccountOpened"},
-                          std::vector<std::string>{"{\"owner\":\"Alice\"}"}}},
-                      std::nullopt};
+    EventQuery alices{
+        std::vector<EventFilter>{EventFilter{std::vector<std::string>{"AccountOpened"},
+                                             std::vector<std::string>{"{\"owner\":\"Alice\"}"}}},
+        std::nullopt};
     const auto run_number = store.query(alices).event_records.size() + 1;
     const std::string suffix = run_number == 1 ? "" : fmt::format("-{}", run_number);
     const std::string alice = "alice" + suffix, bob = "bob" + suffix, carol = "carol" + suffix;
 
-    bank.step(fmt::format("factstr demo — the bank example on {} (run {})", store.backend().describe(),
-                          run_number));
+    bank.step(fmt::format("factstr demo — the bank example on {} (run {})",
+                          store.backend().describe(), run_number));
     bank.step("1. open accounts (append_if: only when the account does not exist yet)");
     bank.open_account(alice, "Alice");
     bank.open_account(bob, "Bob");
@@ -202,11 +202,12 @@ int run(const Globals& globals) {
         {{"MoneyWithdrawn", fmt::format("{{\"accountId\":{},\"amount\":40}}", jstr(carol))}},
         context, seen.current_context_version);
     if (const auto* conflict = stale.conflict())
-        bank.say(fmt::format("  teller A withdraws 40 on version {}: CONFLICT (expected {}, actual "
-                             "{}), nothing written",
-                             version_text(seen.current_context_version),
-                             version_text(conflict->expected_context_version),
-                             version_text(conflict->actual_context_version)));
+        bank.say(
+            fmt::format("  teller A withdraws 40 on version {}: CONFLICT (expected {}, actual "
+                        "{}), nothing written",
+                        version_text(seen.current_context_version),
+                        version_text(conflict->expected_context_version),
+                        version_text(conflict->actual_context_version)));
     bank.say("  teller A re-reads and retries:");
     bank.withdraw(carol, 40, true);
 
@@ -225,8 +226,9 @@ int run(const Globals& globals) {
 
 Command add_demo(CLI::App& root, const Globals& globals) {
     CLI::App* app = root.add_subcommand(
-        "demo", "Append the bank example (accounts, deposits, withdrawals, transfers with "
-                "append_if, one shown conflict) and print a summary");
+        "demo",
+        "Append the bank example (accounts, deposits, withdrawals, transfers with "
+        "append_if, one shown conflict) and print a summary");
     app->footer("Running it again adds a second set of accounts (alice-2, bob-2, carol-2).");
     return {app, [&globals] { return run(globals); }};
 }

@@ -4,8 +4,8 @@
 #include <cstdio>
 #include <memory>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include "common.hpp"
 #include "progress.hpp"
@@ -67,7 +67,8 @@ int run(const ExportOptions& options, const Globals& globals) {
     }
     if (options.output != "-" || !stdout_is_tty())
         std::fprintf(stderr, "exported %llu facts in %llu batches (head %llu)\n",
-                     static_cast<unsigned long long>(facts), static_cast<unsigned long long>(batches),
+                     static_cast<unsigned long long>(facts),
+                     static_cast<unsigned long long>(batches),
                      static_cast<unsigned long long>(head));
     return exit_ok;
 }

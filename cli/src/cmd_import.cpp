@@ -10,8 +10,8 @@
 
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include "common.hpp"
 #include "progress.hpp"
@@ -61,7 +61,7 @@ Line parse_fact(const std::string& text, const std::string& where) {
 
 // Checks the order and batch structure of consecutive lines.
 class Checker {
-public:
+  public:
     void add(const Line& line, const std::string& where) {
         ++facts_;
         if (facts_ == 1) numbered_ = line.sequence_number.has_value();
@@ -74,8 +74,9 @@ public:
             if (facts_ == 1) {
                 first_ = seq;
             } else if (seq != previous_ + 1) {
-                fail_input(fmt::format("{}: sequence_number {} does not follow {} (a log has no holes)",
-                                       where, seq, previous_));
+                fail_input(
+                    fmt::format("{}: sequence_number {} does not follow {} (a log has no holes)",
+                                where, seq, previous_));
             }
             previous_ = seq;
             if (line.batch_last) {
@@ -83,13 +84,15 @@ public:
                     fail_input(fmt::format("{}: batch_last {} is before sequence_number {}", where,
                                            *line.batch_last, seq));
                 if (open_batch_ && *open_batch_ != *line.batch_last)
-                    fail_input(fmt::format("{}: batch_last {} while the batch ending at {} is not "
-                                           "complete",
-                                           where, *line.batch_last, *open_batch_));
+                    fail_input(
+                        fmt::format("{}: batch_last {} while the batch ending at {} is not "
+                                    "complete",
+                                    where, *line.batch_last, *open_batch_));
                 open_batch_ = *line.batch_last == seq ? std::nullopt : line.batch_last;
             } else if (open_batch_) {
-                fail_input(fmt::format("{}: no batch_last while the batch ending at {} is not complete",
-                                       where, *open_batch_));
+                fail_input(
+                    fmt::format("{}: no batch_last while the batch ending at {} is not complete",
+                                where, *open_batch_));
             }
         }
         if (!line.batch_last || *line.batch_last == line.sequence_number) ++batches_;
@@ -106,7 +109,7 @@ public:
         return numbered_ ? std::optional<std::uint64_t>(first_) : std::nullopt;
     }
 
-private:
+  private:
     std::uint64_t facts_ = 0, batches_ = 0, first_ = 0, previous_ = 0;
     bool numbered_ = false;
     std::optional<std::uint64_t> open_batch_;
@@ -137,8 +140,8 @@ int run(const ImportOptions& options, const Globals& globals) {
             in = &file;
         } else {
             const char* tmpdir = std::getenv("TMPDIR");
-            std::string pattern = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") +
-                                  "/factstr-import-XXXXXX";
+            std::string pattern =
+                std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/factstr-import-XXXXXX";
             const int fd = ::mkstemp(pattern.data());
             if (fd < 0) fail_store("cannot create a temporary file for stdin in " + pattern);
             ::close(fd);
@@ -169,19 +172,20 @@ int run(const ImportOptions& options, const Globals& globals) {
     }
     const bool preserve = !options.append;
     if (preserve && checker.first() && *checker.first() != 1)
-        fail_input(fmt::format("{}: the facts start at sequence number {}, not 1; an empty store "
-                               "would renumber them: use --append to accept new numbers",
-                               source, *checker.first()));
+        fail_input(
+            fmt::format("{}: the facts start at sequence number {}, not 1; an empty store "
+                        "would renumber them: use --append to accept new numbers",
+                        source, *checker.first()));
 
     // The store is opened only now: bad input leaves no trace, not even a new file.
     factstr::Store store = open_store(globals);
     const factstr::SequenceNumber start_head = store.head();
     if (start_head != 0 && !options.append)
-        fail_input(fmt::format("the store is not empty (head {}); import needs an empty store to "
-                               "keep sequence numbers, or --append to add the facts after {} "
-                               "with new sequence numbers",
-                               start_head, start_head));
-
+        fail_input(
+            fmt::format("the store is not empty (head {}); import needs an empty store to "
+                        "keep sequence numbers, or --append to add the facts after {} "
+                        "with new sequence numbers",
+                        start_head, start_head));
 
     // Pass 2: append batch by batch.
     std::ifstream in(path, std::ios::binary);
@@ -203,21 +207,23 @@ int run(const ImportOptions& options, const Globals& globals) {
         factstr::AppendResult result;
         try {
             // Keeping numbers: the batch must land exactly where the export had it.
-            result = store.append_recorded(
-                std::move(batch), preserve ? std::optional(expected_first) : std::nullopt);
+            result = store.append_recorded(std::move(batch),
+                                           preserve ? std::optional(expected_first) : std::nullopt);
         } catch (const factstr::InvalidInput& e) {
-            fail_store(fmt::format("another writer appended during the import: {} ({} facts were "
-                                   "imported)",
-                                   e.what(), facts));
+            fail_store(
+                fmt::format("another writer appended during the import: {} ({} facts were "
+                            "imported)",
+                            e.what(), facts));
         } catch (const factstr::StoreError& e) {
             fail_store(fmt::format("{} ({} of {} facts were imported, up to sequence number {})",
                                    e.what(), facts, checker.facts(), last));
         }
         batch.clear();
         if (result.first_sequence_number != expected_first)
-            fail_store(fmt::format("another writer appended during the import: batch got "
-                                   "sequence number {}, expected {}; {} facts were imported",
-                                   result.first_sequence_number, expected_first, facts + count));
+            fail_store(
+                fmt::format("another writer appended during the import: batch got "
+                            "sequence number {}, expected {}; {} facts were imported",
+                            result.first_sequence_number, expected_first, facts + count));
         if (batches == 0) first = result.first_sequence_number;
         last = result.last_sequence_number;
         facts += count;
@@ -232,8 +238,9 @@ int run(const ImportOptions& options, const Globals& globals) {
         record.event_type = std::move(line.event_type);
         record.payload = std::move(line.payload);
         // Lines without occurred_at get the time of import.
-        record.occurred_at = line.occurred_at.value_or(
-            std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now()));
+        record.occurred_at =
+            line.occurred_at.value_or(std::chrono::time_point_cast<std::chrono::microseconds>(
+                std::chrono::system_clock::now()));
         batch.push_back(std::move(record));
         if (ends_batch) flush();
     }
@@ -254,8 +261,9 @@ int run(const ImportOptions& options, const Globals& globals) {
 Command add_import(CLI::App& root, const Globals& globals) {
     auto options = std::make_shared<ImportOptions>();
     CLI::App* app = root.add_subcommand(
-        "import", "Load an NDJSON export into an EMPTY store, keeping sequence numbers and batch "
-                  "boundaries (--append: add to a non-empty store with new numbers)");
+        "import",
+        "Load an NDJSON export into an EMPTY store, keeping sequence numbers and batch "
+        "boundaries (--append: add to a non-empty store with new numbers)");
     app->add_option("input", options->input, "NDJSON file (default '-': stdin)");
     app->add_flag("--append", options->append,
                   "Allow a non-empty store: the facts are appended after its head, so their "

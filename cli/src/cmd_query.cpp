@@ -6,9 +6,9 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
 #include <fmt/color.h>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include "common.hpp"
 
@@ -32,8 +32,9 @@ std::size_t terminal_width() {
 
 // Counts UTF-8 code points, good enough for column widths.
 std::size_t display_width(std::string_view text) {
-    return static_cast<std::size_t>(std::count_if(
-        text.begin(), text.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+    return static_cast<std::size_t>(std::count_if(text.begin(), text.end(), [](char c) {
+        return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+    }));
 }
 
 std::string truncate(const std::string& text, std::size_t width) {
@@ -61,8 +62,8 @@ void print_table(const std::vector<factstr::EventRecord>& records, bool color) {
     const std::size_t payload_w = width > used + 10 ? width - used : 10;
 
     std::string out;
-    const std::string header = fmt::format("{:>{}}  {:<{}}  {:<{}}  {}", "SEQ", seq_w, "OCCURRED_AT",
-                                           at_w, "EVENT_TYPE", type_w, "PAYLOAD");
+    const std::string header = fmt::format("{:>{}}  {:<{}}  {:<{}}  {}", "SEQ", seq_w,
+                                           "OCCURRED_AT", at_w, "EVENT_TYPE", type_w, "PAYLOAD");
     out += color ? fmt::format("{}\n", fmt::styled(header, fmt::emphasis::bold)) : header + "\n";
     for (const auto& r : records) {
         const std::string seq = fmt::format("{:>{}}", r.sequence_number, seq_w);
@@ -100,11 +101,12 @@ int run(const QueryOptions& options, const Globals& globals) {
         factstr::CompiledQuery compiled(query);
         factstr::SequenceNumber position = query.min_sequence_number.value_or(0);
         while (result.event_records.size() < *options.limit && position < head) {
-            auto page = store.backend().read_batches(
-                position, compiled, std::min<std::size_t>(*options.limit, 10000));
+            auto page = store.backend().read_batches(position, compiled,
+                                                     std::min<std::size_t>(*options.limit, 10000));
             for (auto& batch : page.batches)
                 for (auto& record : batch.records)
-                    if (result.event_records.size() < *options.limit && record.sequence_number <= head)
+                    if (result.event_records.size() < *options.limit &&
+                        record.sequence_number <= head)
                         result.event_records.push_back(std::move(record));
             if (page.scanned_through <= position) break;
             position = page.scanned_through;
@@ -127,9 +129,9 @@ int run(const QueryOptions& options, const Globals& globals) {
         auto number = [](std::optional<factstr::SequenceNumber> v) {
             return v ? std::to_string(*v) : std::string("null");
         };
-        out += fmt::format("],\"last_returned_sequence_number\":{},\"current_context_version\":{}}}\n",
-                           number(result.last_returned_sequence_number),
-                           number(result.current_context_version));
+        out += fmt::format(
+            "],\"last_returned_sequence_number\":{},\"current_context_version\":{}}}\n",
+            number(result.last_returned_sequence_number), number(result.current_context_version));
         write_stdout(out);
     } else if (options.ndjson || options.plain || !tty) {
         const RecordFormat format = options.ndjson ? RecordFormat::ndjson : RecordFormat::plain;
@@ -159,9 +161,10 @@ int run(const QueryOptions& options, const Globals& globals) {
 
 Command add_query(CLI::App& root, const Globals& globals) {
     auto options = std::make_shared<QueryOptions>();
-    CLI::App* app = root.add_subcommand(
-        "query", "Print the facts matching filters, with current_context_version and "
-                 "last_returned_sequence_number");
+    CLI::App* app =
+        root.add_subcommand("query",
+                            "Print the facts matching filters, with current_context_version and "
+                            "last_returned_sequence_number");
     add_filter_flags(*app, options->filters);
     app->add_option("--after,-a", options->after,
                     "Only facts after this sequence number (min_sequence_number; exclusive)");

@@ -4,9 +4,9 @@
 #include <map>
 #include <memory>
 
-#include <CLI/CLI.hpp>
 #include <fmt/color.h>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include "common.hpp"
 #include "progress.hpp"
@@ -105,7 +105,8 @@ int run(const StatsOptions& options, const Globals& globals) {
             out += color ? fmt::format("{}\n", fmt::styled("event types", fmt::emphasis::bold))
                          : std::string("event types\n");
             std::size_t width = 0;
-            for (const auto& [type, count] : per_type) width = std::max(width, type.size());
+            for (const auto& [type, count] : per_type)
+                width = std::max(width, type.size());
             for (const auto& [type, count] : per_type)
                 out += fmt::format("  {:<{}}  {:>10}\n", type, width, count);
         }
@@ -119,10 +120,12 @@ int run(const StatsOptions& options, const Globals& globals) {
 Command add_stats(CLI::App& root, const Globals& globals) {
     auto options = std::make_shared<StatsOptions>();
     CLI::App* app = root.add_subcommand(
-        "stats", "Fact count, head sequence number, batches, first and last occurred_at, counts "
-                 "per event type, database size, number of durable streams");
+        "stats",
+        "Fact count, head sequence number, batches, first and last occurred_at, counts "
+        "per event type, database size, number of durable streams");
     app->add_flag("--json", options->json, "One JSON document");
-    app->footer(R"(Output when piped: "KEY<TAB>VALUE" lines, then one "event_type<TAB>TYPE<TAB>COUNT"
+    app->footer(
+        R"(Output when piped: "KEY<TAB>VALUE" lines, then one "event_type<TAB>TYPE<TAB>COUNT"
 line per event type (sorted by type). Reads the whole log once (progress on a terminal).)");
     return {app, [options, &globals] { return run(*options, globals); }};
 }

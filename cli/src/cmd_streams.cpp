@@ -1,9 +1,9 @@
 // factstr streams: the durable cursors stored in the log: name, query, position, lag.
 #include <memory>
 
-#include <CLI/CLI.hpp>
 #include <fmt/color.h>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include "common.hpp"
 
@@ -34,9 +34,8 @@ int run(const StreamsOptions& options, const Globals& globals) {
         Row row{cursor.name, all ? "" : cursor.query_json, cursor.position,
                 head > cursor.position ? head - cursor.position : 0, std::nullopt};
         if (options.exact) {
-            factstr::EventQuery query = all
-                                            ? factstr::EventQuery{}
-                                            : factstr::parse_event_query(cursor.query_json);
+            factstr::EventQuery query =
+                all ? factstr::EventQuery{} : factstr::parse_event_query(cursor.query_json);
             query.min_sequence_number = cursor.position;
             row.pending = store.query(query).event_records.size();
         }
@@ -67,7 +66,8 @@ int run(const StreamsOptions& options, const Globals& globals) {
         out = fmt::format("no durable streams (head {})\n", head);
     } else {
         std::size_t name_w = 4;
-        for (const auto& row : rows) name_w = std::max(name_w, row.name.size());
+        for (const auto& row : rows)
+            name_w = std::max(name_w, row.name.size());
         std::string header = fmt::format("{:<{}}  {:>10}  {:>10}  {}{}", "NAME", name_w, "POSITION",
                                          "LAG", options.exact ? "PENDING     " : "", "QUERY");
         out += use_color(globals) ? fmt::format("{}\n", fmt::styled(header, fmt::emphasis::bold))

@@ -9,8 +9,8 @@
 #include <mutex>
 #include <thread>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include "common.hpp"
 
@@ -32,7 +32,8 @@ struct Printer {
     bool color;
     void print(const std::vector<factstr::EventRecord>& records) const {
         std::string out;
-        for (const auto& record : records) out += format_record(record, format, color, 18);
+        for (const auto& record : records)
+            out += format_record(record, format, color, 18);
         if (!out.empty()) write_stdout(out);
     }
 };
@@ -52,7 +53,8 @@ int run_durable(const TailOptions& options, const Globals& globals, const Printe
         while (!stop_requested() && subscription.active())
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
         if (!stop_requested() && subscription.failure())
-            fail_store("durable stream '" + options.durable + "' stopped: " + *subscription.failure());
+            fail_store("durable stream '" + options.durable +
+                       "' stopped: " + *subscription.failure());
     }
     subscription.unsubscribe();
     store.close();
@@ -63,7 +65,7 @@ int run(const TailOptions& options, const Globals& globals) {
     if (options.ndjson && options.plain) fail_input("choose one of --ndjson, --plain");
     const factstr::EventQuery query = build_query(options.filters);
     const bool filtered = query.filters.has_value();
-    Printer printer{options.ndjson                      ? RecordFormat::ndjson
+    Printer printer{options.ndjson                        ? RecordFormat::ndjson
                     : (options.plain || !stdout_is_tty()) ? RecordFormat::plain
                                                           : RecordFormat::pretty,
                     use_color(globals)};
@@ -135,8 +137,9 @@ int run(const TailOptions& options, const Globals& globals) {
 Command add_tail(CLI::App& root, const Globals& globals) {
     auto options = std::make_shared<TailOptions>();
     CLI::App* app = root.add_subcommand(
-        "tail", "Print the last facts; with -f keep printing facts as they are committed "
-                "(also by other processes) until Ctrl-C");
+        "tail",
+        "Print the last facts; with -f keep printing facts as they are committed "
+        "(also by other processes) until Ctrl-C");
     add_filter_flags(*app, options->filters);
     app->add_flag("--follow,-f", options->follow,
                   "Keep following live until SIGINT/SIGTERM (then exit 0)");

@@ -8,17 +8,25 @@
 
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
 #include <fmt/color.h>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 namespace fcli {
 
-void fail_input(const std::string& message) { throw CliError(exit_bad_input, message); }
-void fail_store(const std::string& message) { throw CliError(exit_store, message); }
+void fail_input(const std::string& message) {
+    throw CliError(exit_bad_input, message);
+}
+void fail_store(const std::string& message) {
+    throw CliError(exit_store, message);
+}
 
-bool stdout_is_tty() { return ::isatty(STDOUT_FILENO) == 1; }
-bool stderr_is_tty() { return ::isatty(STDERR_FILENO) == 1; }
+bool stdout_is_tty() {
+    return ::isatty(STDOUT_FILENO) == 1;
+}
+bool stderr_is_tty() {
+    return ::isatty(STDERR_FILENO) == 1;
+}
 
 bool use_color(const Globals& globals) {
     if (globals.no_color) return false;
@@ -27,7 +35,9 @@ bool use_color(const Globals& globals) {
     return stdout_is_tty();
 }
 
-factstr::Store open_store(const Globals& globals) { return factstr::open(globals.store_url); }
+factstr::Store open_store(const Globals& globals) {
+    return factstr::open(globals.store_url);
+}
 
 std::string format_record(const factstr::EventRecord& record, RecordFormat format, bool color,
                           std::size_t type_width) {
@@ -111,7 +121,9 @@ bool LineReader::next(std::string& line) {
     return false;
 }
 
-std::string LineReader::where() const { return fmt::format("{} line {}", source_, line_number_); }
+std::string LineReader::where() const {
+    return fmt::format("{} line {}", source_, line_number_);
+}
 
 factstr::json::Value parse_line(std::string_view line, const std::string& where) {
     try {
@@ -178,7 +190,9 @@ std::string human_bytes(std::uint64_t bytes) {
 
 namespace {
 std::atomic<bool> g_stop{false};
-extern "C" void on_stop_signal(int) { g_stop.store(true); }
+extern "C" void on_stop_signal(int) {
+    g_stop.store(true);
+}
 }  // namespace
 
 void install_stop_signals() {
@@ -190,6 +204,8 @@ void install_stop_signals() {
     sigaction(SIGTERM, &action, nullptr);
 }
 
-bool stop_requested() { return g_stop.load(); }
+bool stop_requested() {
+    return g_stop.load();
+}
 
 }  // namespace fcli

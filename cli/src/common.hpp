@@ -31,11 +31,11 @@ enum Exit : int {
 
 // A failure the command reports on one line of stderr and turns into an exit code.
 class CliError : public std::runtime_error {
-public:
+  public:
     CliError(int code, const std::string& message) : std::runtime_error(message), code_(code) {}
     int code() const noexcept { return code_; }
 
-private:
+  private:
     int code_;
 };
 
@@ -98,7 +98,7 @@ factstr::EventQuery build_query(const FilterFlags& flags);
 
 // Reads stdin (or a file) line by line, counting lines from 1. Blank lines are skipped.
 class LineReader {
-public:
+  public:
     LineReader(std::istream& in, std::string source_name);
     // False at the end of the input.
     bool next(std::string& line);
@@ -107,7 +107,7 @@ public:
     // "stdin line 37"
     std::string where() const;
 
-private:
+  private:
     std::istream& in_;
     std::string source_;
     std::uint64_t line_number_ = 0;

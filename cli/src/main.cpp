@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include "common.hpp"
 
@@ -40,9 +40,10 @@ int report(const std::string& context, int code, const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"factstr — the command for a factstr event log (append, query, tail, "
-                 "stats, streams, export, import, demo)",
-                 "factstr"};
+    CLI::App app{
+        "factstr — the command for a factstr event log (append, query, tail, "
+        "stats, streams, export, import, demo)",
+        "factstr"};
     app.footer(kFooter);
     app.require_subcommand(1);
     app.fallthrough();
@@ -56,10 +57,10 @@ int main(int argc, char** argv) {
     app.add_flag("--no-color", globals.no_color, "Never use colors (also: NO_COLOR=1)");
 
     std::vector<fcli::Command> commands = {
-        fcli::add_append(app, globals), fcli::add_query(app, globals),
-        fcli::add_tail(app, globals),   fcli::add_stats(app, globals),
+        fcli::add_append(app, globals),  fcli::add_query(app, globals),
+        fcli::add_tail(app, globals),    fcli::add_stats(app, globals),
         fcli::add_streams(app, globals), fcli::add_export(app, globals),
-        fcli::add_import(app, globals), fcli::add_demo(app, globals),
+        fcli::add_import(app, globals),  fcli::add_demo(app, globals),
     };
 
     // An unknown subcommand is reported by name rather than as "arguments not expected".
@@ -71,7 +72,8 @@ int main(int argc, char** argv) {
         }
         if (arg.empty() || arg[0] == '-') continue;
         bool known = false;
-        for (const auto& command : commands) known = known || command.app->check_name(arg);
+        for (const auto& command : commands)
+            known = known || command.app->check_name(arg);
         if (!known)
             return report("factstr", fcli::exit_bad_input,
                           fmt::format("unknown subcommand '{}' (known: append, query, tail, "

@@ -57,7 +57,8 @@ void Progress::draw(bool final) {
     const double rate = elapsed > 0 ? static_cast<double>(count_) / elapsed : 0;
     std::string line = fmt::format("\r{} ", label_);
     if (total_ > 0) {
-        const double fraction = std::min(1.0, static_cast<double>(done_) / static_cast<double>(total_));
+        const double fraction =
+            std::min(1.0, static_cast<double>(done_) / static_cast<double>(total_));
         const int width = 30;
         const int filled = static_cast<int>(fraction * width);
         line += "[" + std::string(static_cast<std::size_t>(filled), '#') +

@@ -8,7 +8,7 @@
 namespace fcli {
 
 class Progress {
-public:
+  public:
     // `total`: units of work (0 = unknown: no bar, no ETA). `unit`: what the rate counts.
     Progress(std::string label, std::uint64_t total, std::string unit);
     ~Progress();
@@ -18,7 +18,7 @@ public:
     // Draws the final state and ends the line.
     void finish();
 
-private:
+  private:
     void draw(bool final);
     std::string label_, unit_;
     std::uint64_t total_, done_ = 0, count_ = 0;

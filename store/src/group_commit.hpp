@@ -24,7 +24,7 @@ struct WriteRequest {
 };
 
 class GroupCommit {
-public:
+  public:
     // Queues `request`. The first thread to find no commit in progress becomes the leader:
     // it calls `commit(group)` with every queued request (its own included), which fills in
     // each request's result or error and returns the new head (0 when nothing was written);
@@ -45,7 +45,8 @@ public:
             lock.unlock();
             const SequenceNumber head = commit(group);
             lock.lock();
-            for (WriteRequest* r : group) r->done = true;
+            for (WriteRequest* r : group)
+                r->done = true;
             leader_active_ = false;
             changed_.notify_all();
             if (head) {
@@ -58,7 +59,7 @@ public:
         if (request.error) std::rethrow_exception(request.error);
     }
 
-private:
+  private:
     std::mutex mutex_;
     std::condition_variable changed_;
     std::vector<WriteRequest*> queue_;

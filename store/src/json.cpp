@@ -3,11 +3,11 @@
 #include <simdjson.h>
 #include <xxhash.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstring>
 #include <ctime>
-#include <algorithm>
 #include <limits>
 #include <optional>
 
@@ -32,8 +32,8 @@ simdjson::dom::parser& stored_parser() {
 }
 
 [[noreturn]] void throw_invalid_json(std::string_view what, simdjson::error_code error) {
-    throw InvalidInput(ErrorCode::invalid_json, std::string(what) + " is not valid JSON: " +
-                                                    simdjson::error_message(error));
+    throw InvalidInput(ErrorCode::invalid_json,
+                       std::string(what) + " is not valid JSON: " + simdjson::error_message(error));
 }
 
 element parse_input(std::string_view text, std::string_view what) {
@@ -82,19 +82,33 @@ bool numbers_equal(Number a, Number b) {
 
 bool number_of(const element& e, Number& out) {
     switch (e.type()) {
-        case element_type::INT64: out = {Number::Kind::int64, int64_t(e), 0, 0}; return true;
-        case element_type::UINT64: out = {Number::Kind::uint64, 0, uint64_t(e), 0}; return true;
-        case element_type::DOUBLE: out = {Number::Kind::number, 0, 0, double(e)}; return true;
-        default: return false;
+        case element_type::INT64:
+            out = {Number::Kind::int64, int64_t(e), 0, 0};
+            return true;
+        case element_type::UINT64:
+            out = {Number::Kind::uint64, 0, uint64_t(e), 0};
+            return true;
+        case element_type::DOUBLE:
+            out = {Number::Kind::number, 0, 0, double(e)};
+            return true;
+        default:
+            return false;
     }
 }
 
 bool number_of(const Value& v, Number& out) {
     switch (v.kind) {
-        case Value::Kind::int64: out = {Number::Kind::int64, v.int64, 0, 0}; return true;
-        case Value::Kind::uint64: out = {Number::Kind::uint64, 0, v.uint64, 0}; return true;
-        case Value::Kind::number: out = {Number::Kind::number, 0, 0, v.number}; return true;
-        default: return false;
+        case Value::Kind::int64:
+            out = {Number::Kind::int64, v.int64, 0, 0};
+            return true;
+        case Value::Kind::uint64:
+            out = {Number::Kind::uint64, 0, v.uint64, 0};
+            return true;
+        case Value::Kind::number:
+            out = {Number::Kind::number, 0, 0, v.number};
+            return true;
+        default:
+            return false;
     }
 }
 
@@ -110,7 +124,9 @@ void hash_input_number(std::string& buf, Number n) {
     }
 }
 
-std::uint64_t finish_hash(const std::string& buf) { return XXH3_64bits(buf.data(), buf.size()); }
+std::uint64_t finish_hash(const std::string& buf) {
+    return XXH3_64bits(buf.data(), buf.size());
+}
 
 std::string& hash_buffer(std::string_view key) {
     thread_local std::string buf;
@@ -124,15 +140,33 @@ std::string& hash_buffer(std::string_view key) {
 Value Value::from_element(const element& e) {
     Value v;
     switch (e.type()) {
-        case element_type::NULL_VALUE: v.kind = Kind::null; break;
-        case element_type::BOOL: v.kind = Kind::boolean; v.boolean = bool(e); break;
-        case element_type::INT64: v.kind = Kind::int64; v.int64 = int64_t(e); break;
-        case element_type::UINT64: v.kind = Kind::uint64; v.uint64 = uint64_t(e); break;
-        case element_type::DOUBLE: v.kind = Kind::number; v.number = double(e); break;
-        case element_type::STRING: v.kind = Kind::string; v.string = std::string_view(e); break;
+        case element_type::NULL_VALUE:
+            v.kind = Kind::null;
+            break;
+        case element_type::BOOL:
+            v.kind = Kind::boolean;
+            v.boolean = bool(e);
+            break;
+        case element_type::INT64:
+            v.kind = Kind::int64;
+            v.int64 = int64_t(e);
+            break;
+        case element_type::UINT64:
+            v.kind = Kind::uint64;
+            v.uint64 = uint64_t(e);
+            break;
+        case element_type::DOUBLE:
+            v.kind = Kind::number;
+            v.number = double(e);
+            break;
+        case element_type::STRING:
+            v.kind = Kind::string;
+            v.string = std::string_view(e);
+            break;
         case element_type::ARRAY:
             v.kind = Kind::array;
-            for (element item : simdjson::dom::array(e)) v.items.push_back(from_element(item));
+            for (element item : simdjson::dom::array(e))
+                v.items.push_back(from_element(item));
             break;
         case element_type::OBJECT:
             v.kind = Kind::object;
@@ -149,7 +183,8 @@ Value Value::parse(std::string_view text, std::string_view what) {
 
 bool subset_match(const Value& predicate, const element& payload) {
     switch (predicate.kind) {
-        case Value::Kind::null: return payload.is_null();
+        case Value::Kind::null:
+            return payload.is_null();
         case Value::Kind::boolean:
             return payload.type() == element_type::BOOL && bool(payload) == predicate.boolean;
         case Value::Kind::string:
@@ -198,8 +233,12 @@ std::uint64_t index_key(std::string_view key, const element& scalar) {
     std::string& buf = hash_buffer(key);
     Number n;
     switch (scalar.type()) {
-        case element_type::NULL_VALUE: buf.push_back('n'); break;
-        case element_type::BOOL: buf.push_back(bool(scalar) ? 't' : 'f'); break;
+        case element_type::NULL_VALUE:
+            buf.push_back('n');
+            break;
+        case element_type::BOOL:
+            buf.push_back(bool(scalar) ? 't' : 'f');
+            break;
         case element_type::STRING:
             buf.push_back('s');
             buf.append(std::string_view(scalar));
@@ -216,8 +255,12 @@ std::uint64_t index_key(std::string_view key, const Value& scalar) {
     std::string& buf = hash_buffer(key);
     Number n;
     switch (scalar.kind) {
-        case Value::Kind::null: buf.push_back('n'); break;
-        case Value::Kind::boolean: buf.push_back(scalar.boolean ? 't' : 'f'); break;
+        case Value::Kind::null:
+            buf.push_back('n');
+            break;
+        case Value::Kind::boolean:
+            buf.push_back(scalar.boolean ? 't' : 'f');
+            break;
         case Value::Kind::string:
             buf.push_back('s');
             buf.append(scalar.string);
@@ -290,7 +333,8 @@ static void compact_in_place(std::string& text) {
         thread_local std::string buffer;
         if (buffer.size() < text.size()) buffer.resize(text.size());
         std::size_t length = 0;
-        if (simdjson::minify(text.data(), text.size(), buffer.data(), length) == simdjson::SUCCESS &&
+        if (simdjson::minify(text.data(), text.size(), buffer.data(), length) ==
+                simdjson::SUCCESS &&
             length != text.size())
             text.assign(buffer.data(), length);
         return;
@@ -309,7 +353,8 @@ static void compact_in_place(std::string& text) {
                 if (!quote) return;  // not valid JSON: left as it is
                 std::size_t at = static_cast<std::size_t>(quote - data);
                 std::size_t backslashes = 0;
-                while (at - backslashes > in && data[at - backslashes - 1] == '\\') ++backslashes;
+                while (at - backslashes > in && data[at - backslashes - 1] == '\\')
+                    ++backslashes;
                 end = at + 1;
                 if (backslashes % 2 == 0) break;
             }
@@ -329,9 +374,9 @@ static void compact_in_place(std::string& text) {
 PreparedPayload prepare_payload(std::string text, std::string_view what) {
     element root = parse_input(text, what);
     if (auto key = duplicate_key(root))
-        throw InvalidInput(ErrorCode::invalid_json, std::string(what) + " has the key \"" +
-                                                        std::string(*key) +
-                                                        "\" twice in one object");
+        throw InvalidInput(
+            ErrorCode::invalid_json,
+            std::string(what) + " has the key \"" + std::string(*key) + "\" twice in one object");
     PreparedPayload prepared;
     collect_index_keys(root, prepared.index_keys);
     compact_in_place(text);
@@ -343,9 +388,9 @@ element parse_stored(std::string_view compact, bool padded) {
     element root;
     auto error = stored_parser().parse(compact.data(), compact.size(), !padded).get(root);
     if (error)
-        throw StoreError(ErrorCode::corrupt_database,
-                         std::string("a stored payload is not valid JSON: ") +
-                             simdjson::error_message(error));
+        throw StoreError(
+            ErrorCode::corrupt_database,
+            std::string("a stored payload is not valid JSON: ") + simdjson::error_message(error));
     return root;
 }
 
@@ -354,13 +399,27 @@ void append_quoted(std::string& out, std::string_view text) {
     out.push_back('"');
     for (char c : text) {
         switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            case '\b': out += "\\b"; break;
-            case '\f': out += "\\f"; break;
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            case '\b':
+                out += "\\b";
+                break;
+            case '\f':
+                out += "\\f";
+                break;
             default:
                 if (static_cast<unsigned char>(c) < 0x20) {
                     out += "\\u00";
@@ -406,13 +465,11 @@ Timestamp parse_rfc3339(std::string_view text) {
     };
     int year, month, day, hour, minute, second;
     if (!digits(0, 4, year) || text.size() < 19 || text[4] != '-' || !digits(5, 2, month) ||
-        text[7] != '-' || !digits(8, 2, day) || (text[10] != 'T' && text[10] != 't' &&
-                                                 text[10] != ' ') ||
-        !digits(11, 2, hour) || text[13] != ':' || !digits(14, 2, minute) || text[16] != ':' ||
-        !digits(17, 2, second))
+        text[7] != '-' || !digits(8, 2, day) ||
+        (text[10] != 'T' && text[10] != 't' && text[10] != ' ') || !digits(11, 2, hour) ||
+        text[13] != ':' || !digits(14, 2, minute) || text[16] != ':' || !digits(17, 2, second))
         return fail();
-    if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 ||
-        second > 60)
+    if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)
         return fail();
     std::size_t at = 19;
     long micros = 0;
@@ -425,7 +482,8 @@ Timestamp parse_rfc3339(std::string_view text) {
             ++at;
         }
         if (count == 0) return fail();
-        for (int i = count; i < 6; ++i) micros *= 10;
+        for (int i = count; i < 6; ++i)
+            micros *= 10;
     }
     long offset_seconds = 0;
     if (at < text.size() && (text[at] == 'Z' || text[at] == 'z')) {
@@ -472,17 +530,27 @@ namespace {
 void write_value(std::string& out, const Value& v) {
     char buf[32];
     switch (v.kind) {
-        case Value::Kind::null: out += "null"; break;
-        case Value::Kind::boolean: out += v.boolean ? "true" : "false"; break;
-        case Value::Kind::int64: out += std::to_string(v.int64); break;
-        case Value::Kind::uint64: out += std::to_string(v.uint64); break;
+        case Value::Kind::null:
+            out += "null";
+            break;
+        case Value::Kind::boolean:
+            out += v.boolean ? "true" : "false";
+            break;
+        case Value::Kind::int64:
+            out += std::to_string(v.int64);
+            break;
+        case Value::Kind::uint64:
+            out += std::to_string(v.uint64);
+            break;
         case Value::Kind::number: {
             auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v.number);
             (void)ec;
             out.append(buf, end);
             break;
         }
-        case Value::Kind::string: append_quoted(out, v.string); break;
+        case Value::Kind::string:
+            append_quoted(out, v.string);
+            break;
         case Value::Kind::array:
             out.push_back('[');
             for (std::size_t i = 0; i < v.items.size(); ++i) {

@@ -24,11 +24,14 @@ int parse_int_option(std::string_view url, std::string_view name, std::string_vi
 // "host=localhost dbname=facts": a libpq key=value string starts with a keyword and '='.
 bool looks_like_libpq_keywords(std::string_view text) {
     std::size_t i = 0;
-    while (i < text.size() && text[i] == ' ') ++i;
+    while (i < text.size() && text[i] == ' ')
+        ++i;
     const std::size_t start = i;
-    while (i < text.size() && ((text[i] >= 'a' && text[i] <= 'z') || text[i] == '_')) ++i;
+    while (i < text.size() && ((text[i] >= 'a' && text[i] <= 'z') || text[i] == '_'))
+        ++i;
     if (i == start) return false;
-    while (i < text.size() && text[i] == ' ') ++i;
+    while (i < text.size() && text[i] == ' ')
+        ++i;
     return i < text.size() && text[i] == '=';
 }
 

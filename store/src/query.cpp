@@ -16,9 +16,9 @@ namespace {
 CompiledPredicate compile_predicate(const std::string& text, std::size_t filter_index,
                                     std::size_t predicate_index) {
     CompiledPredicate predicate;
-    predicate.value = json::Value::parse(
-        text, "payload predicate " + std::to_string(predicate_index) + " of filter " +
-                  std::to_string(filter_index));
+    predicate.value =
+        json::Value::parse(text, "payload predicate " + std::to_string(predicate_index) +
+                                     " of filter " + std::to_string(filter_index));
     predicate.text = json::to_json(predicate.value);
     if (predicate.value.kind == json::Value::Kind::object) {
         for (const auto& [key, member] : predicate.value.members)
@@ -67,7 +67,8 @@ std::string CompiledQuery::json() const {
             out.event_types = f.event_types;
             if (f.predicates) {
                 out.payload_predicates.emplace();
-                for (const auto& p : *f.predicates) out.payload_predicates->push_back(p.text);
+                for (const auto& p : *f.predicates)
+                    out.payload_predicates->push_back(p.text);
             }
             canonical.filters->push_back(std::move(out));
         }

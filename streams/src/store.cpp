@@ -36,7 +36,9 @@ void Subscription::unsubscribe() {
     state_->hub->post(*state_, [state = state_] { state->persist_cursor_quietly(); });
 }
 
-bool Subscription::active() const { return state_ && state_->active.load(); }
+bool Subscription::active() const {
+    return state_ && state_->active.load();
+}
 
 std::optional<std::string> Subscription::failure() const {
     if (!state_) return std::nullopt;
@@ -76,7 +78,9 @@ Store& Store::operator=(Store&& other) noexcept {
     return *this;
 }
 
-Store::~Store() { close(); }
+Store::~Store() {
+    close();
+}
 
 void Store::close() {
     if (!impl_ || !impl_->backend) return;
@@ -105,7 +109,8 @@ AppendResult Store::append_recorded(std::vector<EventRecord> records,
     for (EventRecord& record : records)
         events.push_back(NewEvent{std::move(record.event_type), std::move(record.payload)});
     auto prepared = prepare_events(std::move(events));
-    for (std::size_t i = 0; i < prepared.size(); ++i) prepared[i].occurred_at = records[i].occurred_at;
+    for (std::size_t i = 0; i < prepared.size(); ++i)
+        prepared[i].occurred_at = records[i].occurred_at;
     if (!expected_first) return backend.append(std::move(prepared));
     if (*expected_first == 0)
         throw InvalidInput(ErrorCode::invalid_argument, "sequence numbers start at 1, not 0");
@@ -155,13 +160,14 @@ Subscription register_durable(Store& store, const DurableStream& stream,
                               std::optional<EventQuery> query, StreamHandler handler) {
     std::promise<Subscription> registered;
     auto result = registered.get_future();
-    store.stream_to_durable_async(stream, std::move(query), std::move(handler),
-                                  [&registered](Subscription subscription, std::exception_ptr error) {
-                                      if (error)
-                                          registered.set_exception(std::move(error));
-                                      else
-                                          registered.set_value(std::move(subscription));
-                                  });
+    store.stream_to_durable_async(
+        stream, std::move(query), std::move(handler),
+        [&registered](Subscription subscription, std::exception_ptr error) {
+            if (error)
+                registered.set_exception(std::move(error));
+            else
+                registered.set_value(std::move(subscription));
+        });
     return result.get();
 }
 }  // namespace
@@ -175,24 +181,29 @@ Subscription Store::stream_all_durable(const DurableStream& stream, StreamHandle
     return register_durable(*this, stream, std::nullopt, std::move(handler));
 }
 
-SequenceNumber Store::head() const { return impl_->open_backend().head(); }
+SequenceNumber Store::head() const {
+    return impl_->open_backend().head();
+}
 
 std::vector<DurableCursorInfo> Store::durable_cursors() const {
     return impl_->open_backend().cursors();
 }
 
-Backend& Store::backend() const { return impl_->open_backend(); }
+Backend& Store::backend() const {
+    return impl_->open_backend();
+}
 
 Store open(std::string_view url, StoreOptions options) {
     return Store(open_backend(url), options);
 }
 
-Store bootstrap(std::string_view server_url, std::string_view database_name,
-                StoreOptions options) {
+Store bootstrap(std::string_view server_url, std::string_view database_name, StoreOptions options) {
     return Store(bootstrap_postgres(server_url, database_name), options);
 }
 
-Store memory_store(StoreOptions options) { return Store(make_memory_backend(), options); }
+Store memory_store(StoreOptions options) {
+    return Store(make_memory_backend(), options);
+}
 
 Store sqlite_store(const std::string& path, SqliteOptions sqlite, StoreOptions options) {
     sqlite.path = path;

@@ -120,8 +120,8 @@ bool SubscriptionState::persist_cursor() {
 
 void SubscriptionState::stop_with_failure(const std::string& reason) {
     persist_cursor_quietly();
-    std::string message = durable_name ? "durable stream '" + *durable_name + "': " + reason
-                                       : "stream: " + reason;
+    std::string message =
+        durable_name ? "durable stream '" + *durable_name + "': " + reason : "stream: " + reason;
     {
         std::lock_guard lock(failure_mutex);
         failure = message;
@@ -132,13 +132,15 @@ void SubscriptionState::stop_with_failure(const std::string& reason) {
     if (registration_done) {
         auto done = std::move(registration_done);
         registration_done = nullptr;
-        done(Subscription(), std::make_exception_ptr(StreamError(ErrorCode::handler_failed, message)));
+        done(Subscription(),
+             std::make_exception_ptr(StreamError(ErrorCode::handler_failed, message)));
     }
 }
 
 void SubscriptionState::retry_later() {
     using std::chrono::milliseconds;
-    retry_delay = retry_delay.count() == 0 ? milliseconds(20) : std::min(retry_delay * 2, milliseconds(1000));
+    retry_delay =
+        retry_delay.count() == 0 ? milliseconds(20) : std::min(retry_delay * 2, milliseconds(1000));
     if (!retry_timer) retry_timer.emplace(strand);
     retry_timer->expires_after(retry_delay);
     // A weak reference: a pending retry does not keep an unsubscribed stream alive.
@@ -161,12 +163,15 @@ void SubscriptionState::persist_cursor_quietly() {
 StreamHub::StreamHub(Backend& backend, unsigned threads)
     : backend_(backend), thread_count_(threads == 0 ? 1 : threads) {}
 
-StreamHub::~StreamHub() { shutdown(); }
+StreamHub::~StreamHub() {
+    shutdown();
+}
 
 void StreamHub::start_threads_locked() {
     if (!threads_.empty()) return;
     work_.emplace(io_.get_executor());
-    for (unsigned i = 0; i < thread_count_; ++i) threads_.emplace_back([this] { io_.run(); });
+    for (unsigned i = 0; i < thread_count_; ++i)
+        threads_.emplace_back([this] { io_.run(); });
     if (backend_.external_poll_interval().count() > 0) {
         poll_timer_.emplace(io_);
         schedule_poll();
@@ -253,13 +258,15 @@ void StreamHub::shutdown() {
         states.swap(subscriptions_);
         subscription_count_.store(0);
         active_durable_names_.clear();
-        for (const auto& state : states) state->active.store(false);
+        for (const auto& state : states)
+            state->active.store(false);
         // The poll timer is touched only by its own handler chain (asio timers are not
         // thread-safe): the chain ends by itself once closed_ is set, or with io_.stop().
         work_.reset();
     }
     io_.stop();
-    for (std::thread& thread : threads_) thread.join();
+    for (std::thread& thread : threads_)
+        thread.join();
     threads_.clear();
     // Nothing can be posted any more; drop what was queued (each checks closed and returns).
     io_.restart();

@@ -6,11 +6,11 @@
 #pragma once
 
 #include <atomic>
-#include <chrono>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <chrono>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -72,7 +72,7 @@ struct SubscriptionState : std::enable_shared_from_this<SubscriptionState> {
 };
 
 class StreamHub : public std::enable_shared_from_this<StreamHub> {
-public:
+  public:
     StreamHub(Backend& backend, unsigned threads);
     ~StreamHub();
 
@@ -96,7 +96,7 @@ public:
     boost::asio::io_context& io() { return io_; }
     bool closed() const { return closed_.load(); }
 
-private:
+  private:
     void start_threads_locked();
     void schedule_poll();
 

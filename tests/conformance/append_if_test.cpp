@@ -55,7 +55,8 @@ TEST_CASE("append_if commits when the expected version equals the context's curr
     (void)store.append({deposit(2)});              // 3
     QueryResult context = store.query(account(1));
     REQUIRE(context.current_context_version == 1u);
-    AppendIfResult r = store.append_if({deposit(1, 5)}, account(1), context.current_context_version);
+    AppendIfResult r =
+        store.append_if({deposit(1, 5)}, account(1), context.current_context_version);
     REQUIRE(r.committed());
     CHECK(*r.append_result() == AppendResult{4, 4, 1});
 
@@ -108,7 +109,8 @@ TEST_CASE("a stale expected version is a conflict carrying the expected and the 
 TEST_CASE("on a payload-filtered context, a change to another key's facts does not conflict",
           "[append_if]") {
     Store store = make_store();
-    for (int i = 0; i < 50; ++i) (void)store.append({deposit(i % 5)});
+    for (int i = 0; i < 50; ++i)
+        (void)store.append({deposit(i % 5)});
     const auto v1 = store.query(account(1)).current_context_version;
     REQUIRE(v1 == 47u);
 
@@ -138,8 +140,8 @@ TEST_CASE("the context version of append_if follows the query's filters, types a
     (void)store.append({event("opened", numbered("account", 2))});     // 3
     (void)store.append({event("closed", numbered("account", 3))});     // 4
 
-    const EventQuery opened_1 = query_of({EventFilter{std::vector<std::string>{"opened"},
-                                                      std::vector<std::string>{numbered("account", 1)}}});
+    const EventQuery opened_1 = query_of({EventFilter{
+        std::vector<std::string>{"opened"}, std::vector<std::string>{numbered("account", 1)}}});
     AppendIfResult c1 = store.append_if({event("x")}, opened_1, 2);
     REQUIRE(c1.conflict() != nullptr);
     CHECK(*c1.conflict() == ConditionalAppendConflict{2, 1});
@@ -187,7 +189,8 @@ TEST_CASE("min_sequence_number of the context query is ignored for the version",
     (void)store.append({deposit(1)});  // 1
     (void)store.append({deposit(2)});  // 2
     (void)store.append({deposit(1)});  // 3
-    for (int i = 0; i < 10; ++i) (void)store.append({deposit(2)});  // 4..13
+    for (int i = 0; i < 10; ++i)
+        (void)store.append({deposit(2)});  // 4..13
 
     // A cursor past every fact of account 1: the query returns no row, the version is 3.
     const EventQuery ctx = account(1, 10);
@@ -212,8 +215,10 @@ TEST_CASE("min_sequence_number of the context query is ignored for the version",
     check_gap_free(store, 15);
 }
 
-TEST_CASE("append_if with invalid events or an invalid context query throws InvalidInput and writes nothing",
-          "[append_if]") {
+TEST_CASE(
+    "append_if with invalid events or an invalid context query throws InvalidInput and writes "
+    "nothing",
+    "[append_if]") {
     Store store = make_store();
     (void)store.append({deposit(1)});  // 1
 
@@ -234,7 +239,8 @@ TEST_CASE("append_if with invalid events or an invalid context query throws Inva
     }
     SECTION("a payload that is not JSON") {
         try {
-            (void)store.append_if({deposit(1), event("deposited", "{\"account\":1,")}, account(1), 1);
+            (void)store.append_if({deposit(1), event("deposited", "{\"account\":1,")}, account(1),
+                                  1);
             FAIL("expected InvalidInput");
         } catch (const InvalidInput& e) {
             CHECK(e.code() == ErrorCode::invalid_json);
@@ -248,7 +254,8 @@ TEST_CASE("append_if with invalid events or an invalid context query throws Inva
         }
     }
     SECTION("an empty event type") {
-        CHECK_THROWS_AS(store.append_if({deposit(1), event("", "{}")}, account(1), 1), InvalidInput);
+        CHECK_THROWS_AS(store.append_if({deposit(1), event("", "{}")}, account(1), 1),
+                        InvalidInput);
     }
     SECTION("a malformed context predicate") {
         try {

@@ -76,8 +76,8 @@ TEST_CASE("append_recorded keeps occurred_at and lands only where it is expected
 TEST_CASE("a payload with a key twice in one object is invalid JSON input and writes nothing",
           "[append]") {
     Store store = make_store();
-    for (const char* payload : {R"({"a":1,"a":2})", R"({"x":{"b":1,"c":2,"b":3}})",
-                                R"([{"k":1},{"k":2,"k":2}])"}) {
+    for (const char* payload :
+         {R"({"a":1,"a":2})", R"({"x":{"b":1,"c":2,"b":3}})", R"([{"k":1},{"k":2,"k":2}])"}) {
         INFO(payload);
         try {
             (void)store.append({event("ok"), event("dup", payload)});
@@ -89,7 +89,8 @@ TEST_CASE("a payload with a key twice in one object is invalid JSON input and wr
     }
     CHECK(store.head() == 0);
     // The same key in different objects is fine.
-    CHECK(store.append({event("ok", R"({"a":{"a":1},"b":[{"a":2},{"a":3}]})")}).last_sequence_number == 1);
+    CHECK(store.append({event("ok", R"({"a":{"a":1},"b":[{"a":2},{"a":3}]})")})
+              .last_sequence_number == 1);
 }
 
 TEST_CASE("compaction keeps strings exactly, escaped quotes and backslashes included", "[append]") {

@@ -45,10 +45,9 @@ struct Committed {
 // facts its append wrote, in order.
 void check_log_against(const std::vector<EventRecord>& facts, std::vector<Committed> committed,
                        const std::function<std::string(const Committed&, int part)>& payload_of) {
-    std::sort(committed.begin(), committed.end(),
-              [](const Committed& a, const Committed& b) {
-                  return a.result.first_sequence_number < b.result.first_sequence_number;
-              });
+    std::sort(committed.begin(), committed.end(), [](const Committed& a, const Committed& b) {
+        return a.result.first_sequence_number < b.result.first_sequence_number;
+    });
     SequenceNumber expected_first = 1;
     std::size_t total = 0;
     for (const Committed& c : committed) {
@@ -76,8 +75,10 @@ bool ends_at(const std::vector<Batch>& batches, SequenceNumber last) {
 
 }  // namespace
 
-TEST_CASE("concurrent appends from many threads produce one gap-free log of consecutive, non-overlapping batch ranges",
-          "[concurrency]") {
+TEST_CASE(
+    "concurrent appends from many threads produce one gap-free log of consecutive, non-overlapping "
+    "batch ranges",
+    "[concurrency]") {
     Store store = make_store();
     constexpr int kAppends = 150;
     std::mutex mutex;
@@ -86,12 +87,14 @@ TEST_CASE("concurrent appends from many threads produce one gap-free log of cons
     std::atomic<bool> go{false};
     for (int t = 0; t < kThreads; ++t) {
         threads.emplace_back([&, t] {
-            while (!go) std::this_thread::yield();
+            while (!go)
+                std::this_thread::yield();
             std::vector<Committed> mine;
             for (int i = 0; i < kAppends; ++i) {
                 const int size = i % 2 == 0 ? 1 : 1 + (i + t) % 5;
                 std::vector<NewEvent> batch;
-                for (int j = 0; j < size; ++j) batch.push_back(event("e" + std::to_string(t), fact_payload(t, i, j)));
+                for (int j = 0; j < size; ++j)
+                    batch.push_back(event("e" + std::to_string(t), fact_payload(t, i, j)));
                 mine.push_back(Committed{t, i, store.append(std::move(batch)), std::size_t(size)});
             }
             std::lock_guard lock(mutex);
@@ -99,7 +102,8 @@ TEST_CASE("concurrent appends from many threads produce one gap-free log of cons
         });
     }
     go = true;
-    for (auto& th : threads) th.join();
+    for (auto& th : threads)
+        th.join();
     REQUIRE(committed.size() == std::size_t(kThreads * kAppends));
     // One thread's appends are ordered among themselves (each thread's entries were added in
     // its own order).
@@ -112,10 +116,12 @@ TEST_CASE("concurrent appends from many threads produce one gap-free log of cons
         }
     }
     std::size_t total = 0;
-    for (const auto& c : committed) total += c.size;
+    for (const auto& c : committed)
+        total += c.size;
     CHECK(store.head() == total);
-    check_log_against(all_facts(store), committed,
-                      [](const Committed& c, int part) { return fact_payload(c.thread, c.attempt, part); });
+    check_log_against(all_facts(store), committed, [](const Committed& c, int part) {
+        return fact_payload(c.thread, c.attempt, part);
+    });
     // Each thread's facts, queried by its type, are exactly its own, in order.
     for (int t = 0; t < kThreads; ++t) {
         QueryResult mine = store.query(query_of({types({"e" + std::to_string(t)})}));
@@ -136,15 +142,16 @@ struct Attempt {
     std::vector<int> accounts;  // the context: facts of these accounts
     std::optional<SequenceNumber> expected;
     bool committed;
-    AppendResult result;                          // when committed
-    std::optional<SequenceNumber> actual;         // when in conflict
+    AppendResult result;                   // when committed
+    std::optional<SequenceNumber> actual;  // when in conflict
     std::size_t size;
     std::optional<SequenceNumber> reported_expected = std::nullopt;  // the conflict's copy
 };
 
 EventQuery accounts_context(const std::vector<int>& accounts) {
     std::vector<std::string> preds;
-    for (int a : accounts) preds.push_back(numbered("account", a));
+    for (int a : accounts)
+        preds.push_back(numbered("account", a));
     return query_of({predicates(preds)});
 }
 
@@ -157,8 +164,10 @@ int account_of(const EventRecord& r) {
 
 }  // namespace
 
-TEST_CASE("concurrent query-then-append_if on overlapping contexts is explained by the serial order of commits",
-          "[concurrency]") {
+TEST_CASE(
+    "concurrent query-then-append_if on overlapping contexts is explained by the serial order of "
+    "commits",
+    "[concurrency]") {
     Store store = make_store();
     constexpr int kAccounts = 4;
     constexpr int kAttempts = 80;
@@ -171,7 +180,8 @@ TEST_CASE("concurrent query-then-append_if on overlapping contexts is explained 
     std::atomic<bool> go{false};
     for (int t = 0; t < kThreads; ++t) {
         threads.emplace_back([&, t] {
-            while (!go) std::this_thread::yield();
+            while (!go)
+                std::this_thread::yield();
             std::vector<Attempt> mine;
             for (int i = 0; i < kAttempts; ++i) {
                 Attempt a{t, i, {}, std::nullopt, false, {}, std::nullopt, 0};
@@ -200,7 +210,8 @@ TEST_CASE("concurrent query-then-append_if on overlapping contexts is explained 
         });
     }
     go = true;
-    for (auto& th : threads) th.join();
+    for (auto& th : threads)
+        th.join();
     REQUIRE(attempts.size() == std::size_t(kThreads * kAttempts));
 
     const std::vector<EventRecord> facts = all_facts(store);
@@ -214,14 +225,17 @@ TEST_CASE("concurrent query-then-append_if on overlapping contexts is explained 
     CHECK(successes > 0);
     // Nothing lost, nothing duplicated, no gap; every batch where its append put it.
     std::map<std::pair<int, int>, const Attempt*> by_id;
-    for (const Attempt& a : attempts) by_id[{a.thread, a.attempt}] = &a;
+    for (const Attempt& a : attempts)
+        by_id[{a.thread, a.attempt}] = &a;
     check_log_against(facts, committed, [&](const Committed& c, int part) {
-        return fact_payload(c.thread, c.attempt, part, by_id.at({c.thread, c.attempt})->accounts[part]);
+        return fact_payload(c.thread, c.attempt, part,
+                            by_id.at({c.thread, c.attempt})->accounts[part]);
     });
 
     // Replaying the log in commit order explains every outcome.
     std::vector<int> fact_accounts;
-    for (const auto& r : facts) fact_accounts.push_back(account_of(r));
+    for (const auto& r : facts)
+        fact_accounts.push_back(account_of(r));
     CHECK(std::count(fact_accounts.begin(), fact_accounts.end(), -1) == 0);
     auto version_before = [&](const std::vector<int>& accounts, SequenceNumber before) {
         std::optional<SequenceNumber> version;
@@ -268,7 +282,8 @@ TEST_CASE("live streams see every fact of a concurrent load exactly once and in 
     auto account0 = std::make_shared<BatchRecorder>();
     auto durable = std::make_shared<BatchRecorder>();
     Subscription s1 = store.stream_all(record_into(all));
-    Subscription s2 = store.stream_to(query_of({predicates({numbered("account", 0)})}), record_into(account0));
+    Subscription s2 =
+        store.stream_to(query_of({predicates({numbered("account", 0)})}), record_into(account0));
     Subscription s3 = store.stream_all_durable(DurableStream{"under-load"}, record_into(durable));
 
     constexpr int kAppends = 100;
@@ -279,16 +294,19 @@ TEST_CASE("live streams see every fact of a concurrent load exactly once and in 
     std::atomic<bool> go{false};
     for (int t = 0; t < kThreads; ++t) {
         threads.emplace_back([&, t] {
-            while (!go) std::this_thread::yield();
+            while (!go)
+                std::this_thread::yield();
             for (int i = 0; i < kAppends; ++i) {
                 std::vector<NewEvent> batch;
-                for (int j = 0; j <= i % 3; ++j) batch.push_back(event("x", fact_payload(t, i, j, (t + j) % 3)));
+                for (int j = 0; j <= i % 3; ++j)
+                    batch.push_back(event("x", fact_payload(t, i, j, (t + j) % 3)));
                 std::optional<AppendResult> r;
                 if (t % 2 == 0) {
                     r = store.append(std::move(batch));
                 } else {
                     // Unconditional in effect, but through append_if on a context nobody writes.
-                    AppendIfResult c = store.append_if(std::move(batch), query_of({types({"never"})}), std::nullopt);
+                    AppendIfResult c = store.append_if(std::move(batch),
+                                                       query_of({types({"never"})}), std::nullopt);
                     if (!c.committed()) {
                         ++unexpected_conflicts;
                         continue;
@@ -301,7 +319,8 @@ TEST_CASE("live streams see every fact of a concurrent load exactly once and in 
         });
     }
     go = true;
-    for (auto& th : threads) th.join();
+    for (auto& th : threads)
+        th.join();
     CHECK(unexpected_conflicts.load() == 0);
     const SequenceNumber head = store.head();
     std::sort(ranges.begin(), ranges.end());

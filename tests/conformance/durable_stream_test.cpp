@@ -25,7 +25,9 @@ namespace {
 using Seqs = std::vector<SequenceNumber>;
 using Ranges = std::vector<Seqs>;
 
-DurableStream named(std::string name) { return DurableStream{std::move(name)}; }
+DurableStream named(std::string name) {
+    return DurableStream{std::move(name)};
+}
 
 // A handler that records each batch and fails (throws) on the batch containing `fail_at`.
 StreamHandler throwing_at(std::shared_ptr<BatchRecorder> rec, SequenceNumber fail_at) {
@@ -61,7 +63,8 @@ struct DelayedAsync {
             std::lock_guard lock(mutex);
             mine.swap(threads);
         }
-        for (auto& t : mine) t.join();
+        for (auto& t : mine)
+            t.join();
     }
 };
 
@@ -121,7 +124,8 @@ Ranges append_batches(Store& store, const std::vector<int>& sizes, const std::st
     Ranges out;
     for (int size : sizes) {
         std::vector<NewEvent> batch;
-        for (int i = 0; i < size; ++i) batch.push_back(event(type, numbered("i", i)));
+        for (int i = 0; i < size; ++i)
+            batch.push_back(event(type, numbered("i", i)));
         AppendResult r = store.append(std::move(batch));
         out.push_back(range(r.first_sequence_number, r.last_sequence_number));
     }
@@ -130,18 +134,20 @@ Ranges append_batches(Store& store, const std::vector<int>& sizes, const std::st
 
 }  // namespace
 
-TEST_CASE("a durable stream replays the batches after its cursor, batch by batch with their original boundaries",
-          "[durable]") {
+TEST_CASE(
+    "a durable stream replays the batches after its cursor, batch by batch with their original "
+    "boundaries",
+    "[durable]") {
     Store store = make_store();
     (void)append_batches(store, {1, 2, 3});  // [1] [2,3] [4,5,6]
     auto rec = std::make_shared<BatchRecorder>();
     Subscription sub = store.stream_all_durable(named("reader"), record_into(rec));
     // Registration returned after the replay was handled: no waiting needed.
     CHECK(batch_sequence_numbers(rec->batches()) == Ranges{{1}, {2, 3}, {4, 5, 6}});
-    CHECK(rec->batches() == std::vector<Batch>{{all_facts(store)[0]},
-                                               {all_facts(store)[1], all_facts(store)[2]},
-                                               {all_facts(store)[3], all_facts(store)[4],
-                                                all_facts(store)[5]}});
+    CHECK(rec->batches() ==
+          std::vector<Batch>{{all_facts(store)[0]},
+                             {all_facts(store)[1], all_facts(store)[2]},
+                             {all_facts(store)[3], all_facts(store)[4], all_facts(store)[5]}});
     CHECK(cursor_position(store, "reader") == 6);
     CHECK(sub.position() == 6);
 
@@ -187,11 +193,11 @@ TEST_CASE("durable registration returns only after the replay was handled", "[du
     SECTION("also for a filtered stream") {
         (void)store.append({event("u", "{}")});  // 10
         auto filtered = std::make_shared<BatchRecorder>();
-        Subscription f = store.stream_to_durable(named("filtered"), query_of({types({"u"})}),
-                                                 [filtered](const Batch& batch) {
-                                                     std::this_thread::sleep_for(std::chrono::milliseconds(15));
-                                                     filtered->record(batch);
-                                                 });
+        Subscription f = store.stream_to_durable(
+            named("filtered"), query_of({types({"u"})}), [filtered](const Batch& batch) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(15));
+                filtered->record(batch);
+            });
         CHECK(batch_sequence_numbers(filtered->batches()) == Ranges{{10}});
         f.unsubscribe();
     }
@@ -220,15 +226,19 @@ TEST_CASE("the hand-over from replay to live has no gap and no duplicate while o
                 if (i % 8 == 0) std::this_thread::yield();
             }
         });
-        while (appended < 10) std::this_thread::yield();
+        while (appended < 10)
+            std::this_thread::yield();
         auto all = std::make_shared<BatchRecorder>();
         auto odd = std::make_shared<BatchRecorder>();
         Subscription s1 = store.stream_all_durable(named("all"), record_into(all));
-        Subscription s2 = store.stream_to_durable(named("odd"), query_of({types({"odd"})}), record_into(odd));
+        Subscription s2 =
+            store.stream_to_durable(named("odd"), query_of({types({"odd"})}), record_into(odd));
         registered = true;
         appender.join();
         const SequenceNumber head = store.head();
-        REQUIRE(all->wait_until([head](const auto& b) { return !b.empty() && b.back().back().sequence_number == head; }));
+        REQUIRE(all->wait_until([head](const auto& b) {
+            return !b.empty() && b.back().back().sequence_number == head;
+        }));
         settle();
         CHECK(all->all_sequence_numbers() == range(1, head));
         CHECK(batch_sequence_numbers(all->batches()) == ranges);
@@ -247,31 +257,37 @@ TEST_CASE("the hand-over from replay to live has no gap and no duplicate while o
     }
 }
 
-TEST_CASE("a handler failure during replay throws handler_failed, keeps the cursor, and a later registration replays from the same place",
-          "[durable]") {
+TEST_CASE(
+    "a handler failure during replay throws handler_failed, keeps the cursor, and a later "
+    "registration replays from the same place",
+    "[durable]") {
     Store store = make_store();
     (void)append_batches(store, {1, 2, 2});  // [1] [2,3] [4,5]
     auto failing = std::make_shared<BatchRecorder>();
     std::shared_ptr<DelayedAsync> async_state;
 
     SECTION("the handler throws") {
-        expect_stream_error([&] { (void)store.stream_all_durable(named("r"), throwing_at(failing, 3)); },
-                            ErrorCode::handler_failed);
+        expect_stream_error(
+            [&] { (void)store.stream_all_durable(named("r"), throwing_at(failing, 3)); },
+            ErrorCode::handler_failed);
     }
     SECTION("the handler returns false") {
-        expect_stream_error([&] { (void)store.stream_all_durable(named("r"), refusing_at(failing, 3)); },
-                            ErrorCode::handler_failed);
+        expect_stream_error(
+            [&] { (void)store.stream_all_durable(named("r"), refusing_at(failing, 3)); },
+            ErrorCode::handler_failed);
     }
     SECTION("an asynchronous handler reports failure") {
         async_state = std::make_shared<DelayedAsync>();
         failing = async_state->rec;
-        expect_stream_error([&] { (void)store.stream_all_durable(named("r"), delayed_async(async_state, 3)); },
-                            ErrorCode::handler_failed);
+        expect_stream_error(
+            [&] { (void)store.stream_all_durable(named("r"), delayed_async(async_state, 3)); },
+            ErrorCode::handler_failed);
     }
     SECTION("a filtered stream's handler throws") {
         expect_stream_error(
             [&] {
-                (void)store.stream_to_durable(named("r"), query_of({types({"t"})}), throwing_at(failing, 3));
+                (void)store.stream_to_durable(named("r"), query_of({types({"t"})}),
+                                              throwing_at(failing, 3));
             },
             ErrorCode::handler_failed);
     }
@@ -297,14 +313,16 @@ TEST_CASE("a failure on the first replayed batch leaves a new durable stream at 
     Store store = make_store();
     (void)append_batches(store, {2, 1});  // [1,2] [3]
     auto failing = std::make_shared<BatchRecorder>();
-    expect_stream_error([&] { (void)store.stream_all_durable(named("first"), refusing_at(failing, 1)); },
-                        ErrorCode::handler_failed);
+    expect_stream_error(
+        [&] { (void)store.stream_all_durable(named("first"), refusing_at(failing, 1)); },
+        ErrorCode::handler_failed);
     CHECK(batch_sequence_numbers(failing->batches()) == Ranges{{1, 2}});
     CHECK(cursor_position(store, "first") == 0);
     for (int attempt = 0; attempt < 2; ++attempt) {
         auto again = std::make_shared<BatchRecorder>();
-        expect_stream_error([&] { (void)store.stream_all_durable(named("first"), throwing_at(again, 2)); },
-                            ErrorCode::handler_failed);
+        expect_stream_error(
+            [&] { (void)store.stream_all_durable(named("first"), throwing_at(again, 2)); },
+            ErrorCode::handler_failed);
         CHECK(batch_sequence_numbers(again->batches()) == Ranges{{1, 2}});
     }
     auto rec = std::make_shared<BatchRecorder>();
@@ -402,14 +420,17 @@ TEST_CASE("unsubscribe keeps the durable cursor", "[durable]") {
     sub2.unsubscribe();
 }
 
-TEST_CASE("a filtered durable stream delivers only matching facts and its cursor moves past non-matching batches",
-          "[durable]") {
+TEST_CASE(
+    "a filtered durable stream delivers only matching facts and its cursor moves past non-matching "
+    "batches",
+    "[durable]") {
     Store store = make_store();
-    (void)store.append({event("a", numbered("i", 1))});                                    // 1
-    (void)store.append({event("b")});                                                      // 2
-    (void)store.append({event("b"), event("b")});                                          // 3, 4
-    (void)store.append({event("a", numbered("i", 5)), event("b"), event("a", numbered("i", 7))});  // 5-7
-    (void)store.append({event("b")});                                                      // 8
+    (void)store.append({event("a", numbered("i", 1))});  // 1
+    (void)store.append({event("b")});                    // 2
+    (void)store.append({event("b"), event("b")});        // 3, 4
+    (void)store.append(
+        {event("a", numbered("i", 5)), event("b"), event("a", numbered("i", 7))});  // 5-7
+    (void)store.append({event("b")});                                               // 8
     const EventQuery only_a = query_of({types({"a"})});
     auto rec = std::make_shared<BatchRecorder>();
     Subscription sub = store.stream_to_durable(named("only-a"), only_a, record_into(rec));
@@ -452,8 +473,10 @@ TEST_CASE("durable_cursors lists every durable stream with its position", "[dura
     auto r1 = std::make_shared<BatchRecorder>();
     auto r2 = std::make_shared<BatchRecorder>();
     Subscription s1 = store.stream_all_durable(named("one"), record_into(r1));
-    Subscription s2 = store.stream_to_durable(named("two"), query_of({types({"t"})}), record_into(r2));
-    REQUIRE(wait_for([&] { return cursor_position(store, "one") == 3 && cursor_position(store, "two") == 3; }));
+    Subscription s2 =
+        store.stream_to_durable(named("two"), query_of({types({"t"})}), record_into(r2));
+    REQUIRE(wait_for(
+        [&] { return cursor_position(store, "one") == 3 && cursor_position(store, "two") == 3; }));
     const auto cursors = store.durable_cursors();
     CHECK(cursors.size() == 2);
     for (const auto& info : cursors) {
@@ -472,10 +495,14 @@ TEST_CASE("registering an active durable name again is stream_busy", "[durable]"
     auto rec = std::make_shared<BatchRecorder>();
     Subscription sub = store.stream_all_durable(named("busy"), record_into(rec));
     auto intruder = std::make_shared<BatchRecorder>();
-    expect_stream_error([&] { (void)store.stream_all_durable(named("busy"), record_into(intruder)); },
-                        ErrorCode::stream_busy);
     expect_stream_error(
-        [&] { (void)store.stream_to_durable(named("busy"), query_of({types({"t"})}), record_into(intruder)); },
+        [&] { (void)store.stream_all_durable(named("busy"), record_into(intruder)); },
+        ErrorCode::stream_busy);
+    expect_stream_error(
+        [&] {
+            (void)store.stream_to_durable(named("busy"), query_of({types({"t"})}),
+                                          record_into(intruder));
+        },
         ErrorCode::stream_busy);
     // The non-blocking form reports it too (thrown or passed to its callback).
     std::promise<std::exception_ptr> reported;
@@ -560,13 +587,15 @@ TEST_CASE("stream_to_durable_async calls its callback once with the subscription
     std::atomic<std::size_t> batches_at_callback{0};
 
     const bool filtered = GENERATE(false, true);
-    INFO((filtered ? "stream_to_durable_async with a query" : "stream_to_durable_async without a query"));
+    INFO((filtered ? "stream_to_durable_async with a query"
+                   : "stream_to_durable_async without a query"));
     std::optional<EventQuery> query;
     if (filtered) query = query_of({types({"t"})});
     store.stream_to_durable_async(named("async-reg"), query, record_into(rec),
                                   [&](Subscription s, std::exception_ptr error) {
                                       batches_at_callback = rec->batches().size();
-                                      if (++calls == 1) registered.set_value({std::move(s), std::move(error)});
+                                      if (++calls == 1)
+                                          registered.set_value({std::move(s), std::move(error)});
                                   });
     auto f = registered.get_future();
     REQUIRE(f.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
@@ -593,7 +622,8 @@ TEST_CASE("stream_to_durable_async reports a replay failure to its callback once
     std::promise<std::pair<Subscription, std::exception_ptr>> registered;
     store.stream_to_durable_async(named("fails"), std::nullopt, throwing_at(rec, 2),
                                   [&](Subscription s, std::exception_ptr error) {
-                                      if (++calls == 1) registered.set_value({std::move(s), std::move(error)});
+                                      if (++calls == 1)
+                                          registered.set_value({std::move(s), std::move(error)});
                                   });
     auto f = registered.get_future();
     REQUIRE(f.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
@@ -614,7 +644,8 @@ TEST_CASE("stream_to_durable with a malformed query is invalid input and keeps t
     (void)append_batches(store, {1});
     auto rec = std::make_shared<BatchRecorder>();
     try {
-        (void)store.stream_to_durable(named("bad"), query_of({predicates({"[1,"})}), record_into(rec));
+        (void)store.stream_to_durable(named("bad"), query_of({predicates({"[1,"})}),
+                                      record_into(rec));
         FAIL("expected InvalidInput");
     } catch (const InvalidInput& e) {
         CHECK(e.code() == ErrorCode::invalid_json);

@@ -102,8 +102,8 @@ TEST_CASE("each committed append arrives as one batch with its facts in order", 
     auto rec = std::make_shared<BatchRecorder>();
     Subscription sub = store.stream_all(record_into(rec));
     (void)store.append({event("a", numbered("i", 1))});
-    (void)store.append({event("b", numbered("i", 2)), event("c", numbered("i", 3)),
-                        event("d", numbered("i", 4))});
+    (void)store.append(
+        {event("b", numbered("i", 2)), event("c", numbered("i", 3)), event("d", numbered("i", 4))});
     (void)store.append({event("e", numbered("i", 5)), event("f", numbered("i", 6))});
     REQUIRE(rec->wait_for_batches(3));
     settle();
@@ -112,7 +112,8 @@ TEST_CASE("each committed append arrives as one batch with its facts in order", 
     // The delivered facts are the committed facts, field by field.
     const auto facts = all_facts(store);
     std::vector<EventRecord> delivered;
-    for (const auto& b : batches) delivered.insert(delivered.end(), b.begin(), b.end());
+    for (const auto& b : batches)
+        delivered.insert(delivered.end(), b.begin(), b.end());
     CHECK(delivered == facts);
     CHECK(sub.position() == 6);
 }
@@ -123,19 +124,18 @@ TEST_CASE("stream_to delivers only the matching facts of a batch, and nothing wh
     auto by_type = std::make_shared<BatchRecorder>();
     auto by_payload = std::make_shared<BatchRecorder>();
     Subscription s1 = store.stream_to(query_of({types({"hit"})}), record_into(by_type));
-    Subscription s2 = store.stream_to(query_of({predicates({R"({"k":1})"})}), record_into(by_payload));
+    Subscription s2 =
+        store.stream_to(query_of({predicates({R"({"k":1})"})}), record_into(by_payload));
 
     (void)store.append({event("hit", numbered("k", 2)), event("miss", numbered("k", 1)),
-                        event("hit", numbered("k", 3))});                               // 1-3
+                        event("hit", numbered("k", 3))});                                    // 1-3
     (void)store.append({event("miss", numbered("k", 2)), event("miss", numbered("k", 3))});  // 4-5
     (void)store.append({event("miss", numbered("k", 4))});                                   // 6
-    (void)store.append({event("hit", numbered("k", 1))});                     // 7
-    REQUIRE(by_type->wait_until([](const auto& b) {
-        return !b.empty() && b.back().back().sequence_number == 7;
-    }));
-    REQUIRE(by_payload->wait_until([](const auto& b) {
-        return !b.empty() && b.back().back().sequence_number == 7;
-    }));
+    (void)store.append({event("hit", numbered("k", 1))});                                    // 7
+    REQUIRE(by_type->wait_until(
+        [](const auto& b) { return !b.empty() && b.back().back().sequence_number == 7; }));
+    REQUIRE(by_payload->wait_until(
+        [](const auto& b) { return !b.empty() && b.back().back().sequence_number == 7; }));
     settle();
     CHECK(batch_sequence_numbers(by_type->batches()) == Ranges{{1, 3}, {7}});
     CHECK(batch_sequence_numbers(by_payload->batches()) == Ranges{{2}, {7}});
@@ -143,8 +143,10 @@ TEST_CASE("stream_to delivers only the matching facts of a batch, and nothing wh
     CHECK(first.at(0).payload == R"({"k":2})");
     CHECK(first.at(1).payload == R"({"k":3})");
     // No batch is ever empty.
-    for (const auto& b : by_type->batches()) CHECK_FALSE(b.empty());
-    for (const auto& b : by_payload->batches()) CHECK_FALSE(b.empty());
+    for (const auto& b : by_type->batches())
+        CHECK_FALSE(b.empty());
+    for (const auto& b : by_payload->batches())
+        CHECK_FALSE(b.empty());
     s1.unsubscribe();
     s2.unsubscribe();
 }
@@ -159,15 +161,18 @@ TEST_CASE("several streams see the same batches", "[live]") {
     }
     for (int i = 0; i < 10; ++i) {
         std::vector<NewEvent> batch;
-        for (int j = 0; j <= i % 3; ++j) batch.push_back(event("t", numbered("i", i)));
+        for (int j = 0; j <= i % 3; ++j)
+            batch.push_back(event("t", numbered("i", i)));
         (void)store.append(std::move(batch));
     }
-    for (auto& rec : recs) REQUIRE(rec->wait_for_batches(10));
+    for (auto& rec : recs)
+        REQUIRE(rec->wait_for_batches(10));
     settle();
     const auto reference = batch_sequence_numbers(recs[0]->batches());
     CHECK(reference.size() == 10);
     CHECK(reference.back().back() == store.head());
-    for (auto& rec : recs) CHECK(batch_sequence_numbers(rec->batches()) == reference);
+    for (auto& rec : recs)
+        CHECK(batch_sequence_numbers(rec->batches()) == reference);
 }
 
 TEST_CASE("unsubscribe stops one stream and the others continue", "[live]") {
@@ -234,7 +239,8 @@ TEST_CASE("a handler that returns false keeps the append committed and later bat
         refuser->record(batch);
         return false;
     });
-    for (int i = 0; i < 5; ++i) (void)store.append({event(i % 2 ? "a" : "b")});
+    for (int i = 0; i < 5; ++i)
+        (void)store.append({event(i % 2 ? "a" : "b")});
     REQUIRE(refuser->wait_for_batches(5));
     REQUIRE(other->wait_for_batches(5));
     settle();
@@ -251,12 +257,14 @@ TEST_CASE("a conflicting append_if delivers nothing", "[live]") {
     auto all = std::make_shared<BatchRecorder>();
     auto filtered = std::make_shared<BatchRecorder>();
     Subscription s1 = store.stream_all(record_into(all));
-    Subscription s2 = store.stream_to(query_of({predicates({R"({"k":1})"})}), record_into(filtered));
+    Subscription s2 =
+        store.stream_to(query_of({predicates({R"({"k":1})"})}), record_into(filtered));
 
     AppendIfResult conflict = store.append_if({event("a", numbered("k", 1)), event("b")},
                                               query_of({types({"a"})}), std::nullopt);
     REQUIRE(conflict.conflict() != nullptr);
-    AppendIfResult ok = store.append_if({event("a", numbered("k", 1))}, query_of({types({"a"})}), 1);
+    AppendIfResult ok =
+        store.append_if({event("a", numbered("k", 1))}, query_of({types({"a"})}), 1);
     REQUIRE(ok.committed());
     REQUIRE(all->wait_for_batches(1));
     REQUIRE(filtered->wait_for_batches(1));
@@ -277,11 +285,13 @@ TEST_CASE("batches arrive in commit order across many appends from one thread", 
     for (int i = 0; i < 500; ++i) {
         std::vector<NewEvent> batch;
         const int size = 1 + i % 3;
-        for (int j = 0; j < size; ++j) batch.push_back(event(j % 2 ? "even" : "odd", numbered("i", i)));
+        for (int j = 0; j < size; ++j)
+            batch.push_back(event(j % 2 ? "even" : "odd", numbered("i", i)));
         AppendResult r = store.append(std::move(batch));
         expected_all.push_back(range(r.first_sequence_number, r.last_sequence_number));
         Seqs o;
-        for (SequenceNumber s = r.first_sequence_number; s <= r.last_sequence_number; s += 2) o.push_back(s);
+        for (SequenceNumber s = r.first_sequence_number; s <= r.last_sequence_number; s += 2)
+            o.push_back(s);
         expected_odd.push_back(o);
     }
     REQUIRE(all->wait_for_batches(500));
@@ -301,7 +311,8 @@ TEST_CASE("streams see concurrent appends from several threads in commit order w
     auto all = std::make_shared<BatchRecorder>();
     auto odd_threads = std::make_shared<BatchRecorder>();
     Subscription s1 = store.stream_all(record_into(all));
-    Subscription s2 = store.stream_to(query_of({predicates({R"({"odd":true})"})}), record_into(odd_threads));
+    Subscription s2 =
+        store.stream_to(query_of({predicates({R"({"odd":true})"})}), record_into(odd_threads));
 
     constexpr int kThreads = 4;
     constexpr int kAppends = 100;
@@ -321,22 +332,26 @@ TEST_CASE("streams see concurrent appends from several threads in commit order w
             }
         });
     }
-    for (auto& th : threads) th.join();
+    for (auto& th : threads)
+        th.join();
     const SequenceNumber head = store.head();
-    REQUIRE(all->wait_until([head](const auto& b) { return !b.empty() && b.back().back().sequence_number == head; }));
+    REQUIRE(all->wait_until(
+        [head](const auto& b) { return !b.empty() && b.back().back().sequence_number == head; }));
     settle();
     CHECK(all->all_sequence_numbers() == range(1, head));
     CHECK(all->batches().size() == std::size_t(kThreads * kAppends));
     // Every delivered batch is exactly one append's range.
     std::sort(ranges.begin(), ranges.end());
     std::vector<std::pair<SequenceNumber, SequenceNumber>> delivered;
-    for (const auto& b : all->batches()) delivered.emplace_back(b.front().sequence_number, b.back().sequence_number);
+    for (const auto& b : all->batches())
+        delivered.emplace_back(b.front().sequence_number, b.back().sequence_number);
     CHECK(delivered == ranges);
 
     // The filtered stream: strictly increasing, and exactly the facts of odd threads.
     Seqs odd_expected;
     for (const auto& r : all_facts(store))
-        if (r.payload.find("\"odd\":true") != std::string::npos) odd_expected.push_back(r.sequence_number);
+        if (r.payload.find("\"odd\":true") != std::string::npos)
+            odd_expected.push_back(r.sequence_number);
     REQUIRE(odd_threads->wait_until([&](const auto& b) {
         return !b.empty() && b.back().back().sequence_number == odd_expected.back();
     }));
@@ -403,7 +418,8 @@ TEST_CASE("no handler runs after the store is closed", "[live]") {
             rec->record(batch);
             --running;
         });
-        for (int i = 0; i < 50; ++i) (void)store.append({event("a")});
+        for (int i = 0; i < 50; ++i)
+            (void)store.append({event("a")});
         REQUIRE(rec->wait_for_batches(1));
         store.close();
         closed = true;

@@ -25,7 +25,8 @@ Ranges append_sized(Store& store, const std::vector<int>& sizes, const std::stri
     for (int size : sizes) {
         std::vector<NewEvent> batch;
         for (int i = 0; i < size; ++i)
-            batch.push_back(event(type, "{\"i\":" + std::to_string(i) + ",\"nested\":{\"xs\":[1,2.5,\"s\"]}}"));
+            batch.push_back(
+                event(type, "{\"i\":" + std::to_string(i) + ",\"nested\":{\"xs\":[1,2.5,\"s\"]}}"));
         AppendResult r = store.append(std::move(batch));
         out.push_back(range(r.first_sequence_number, r.last_sequence_number));
     }
@@ -51,16 +52,18 @@ TEST_CASE("facts and batch boundaries survive reopening the store", "[persistenc
     CHECK(reopened->head() == 8);
     // Every field, occurred_at included, reads back as it was.
     CHECK(all_facts(*reopened) == before);
-    CHECK(sequence_numbers(reopened->query(query_of({predicates({R"({"n":1})"})})).event_records) == Seqs{8});
+    CHECK(sequence_numbers(reopened->query(query_of({predicates({R"({"n":1})"})})).event_records) ==
+          Seqs{8});
     CHECK(reopened->query(query_of({types({"t"})})).current_context_version == 7u);
 
     // A durable replay shows the original batch boundaries.
     auto rec = std::make_shared<BatchRecorder>();
-    Subscription sub = reopened->stream_all_durable(DurableStream{"after-reopen"}, record_into(rec));
+    Subscription sub =
+        reopened->stream_all_durable(DurableStream{"after-reopen"}, record_into(rec));
     CHECK(batch_sequence_numbers(rec->batches()) == ranges);
     auto typed = std::make_shared<BatchRecorder>();
     Subscription sub2 = reopened->stream_to_durable(DurableStream{"typed-after-reopen"},
-                                                     query_of({types({"t"})}), record_into(typed));
+                                                    query_of({types({"t"})}), record_into(typed));
     CHECK(batch_sequence_numbers(typed->batches()) == Ranges{{1}, {2, 3, 4}, {5, 6}, {7}});
 
     // The sequence continues with no hole and no reuse.
@@ -84,8 +87,8 @@ TEST_CASE("durable cursors survive reopening and replay resumes after them", "[p
     // A filtered stream whose cursor moved past batches it did not match.
     (void)append_sized(store, {2}, "skip");  // [5,6]
     auto only_t = std::make_shared<BatchRecorder>();
-    Subscription filtered = store.stream_to_durable(DurableStream{"only-t"}, query_of({types({"t"})}),
-                                                    record_into(only_t));
+    Subscription filtered = store.stream_to_durable(DurableStream{"only-t"},
+                                                    query_of({types({"t"})}), record_into(only_t));
     CHECK(only_t->all_sequence_numbers() == range(1, 4));
     REQUIRE(wait_for([&] { return cursor_position(store, "only-t") == 6; }));
     filtered.unsubscribe();

@@ -40,7 +40,8 @@ std::string cursor_text(std::optional<SequenceNumber> cursor) {
 // indexed implementation.
 void check_query(const Store& store, EventQuery query, const Seqs& expected) {
     const SequenceNumber head = store.head();
-    std::set<std::optional<SequenceNumber>> cursors{std::nullopt, SequenceNumber{0},
+    std::set<std::optional<SequenceNumber>> cursors{std::nullopt,
+                                                    SequenceNumber{0},
                                                     SequenceNumber{1},
                                                     head / 4,
                                                     head / 2,
@@ -94,7 +95,8 @@ struct PredicateCatalog {
 
     Seqs seqs(const std::vector<std::string>& names) const {
         Seqs out;
-        for (const auto& name : names) out.push_back(at.at(name));
+        for (const auto& name : names)
+            out.push_back(at.at(name));
         std::sort(out.begin(), out.end());
         return out;
     }
@@ -104,8 +106,9 @@ struct PredicateCatalog {
         INFO("predicate " << predicate);
         const Seqs expected = seqs(names);
         check_query(store, query_of({predicates({predicate})}), expected);
-        check_query(store, query_of({EventFilter{std::vector<std::string>{"doc"},
-                                                 std::vector<std::string>{predicate}}}),
+        check_query(store,
+                    query_of({EventFilter{std::vector<std::string>{"doc"},
+                                          std::vector<std::string>{predicate}}}),
                     expected);
     }
 };
@@ -146,8 +149,8 @@ TEST_CASE("query results come in ascending sequence order", "[query]") {
     Store store = make_store();
     // Evens and odds interleave; each of two filters matches one of them.
     for (int i = 1; i <= 60; ++i)
-        (void)store.append({event(i % 2 ? "odd" : "even", numbered("i", i)),
-                            event("pad", numbered("i", i))});
+        (void)store.append(
+            {event(i % 2 ? "odd" : "even", numbered("i", i)), event("pad", numbered("i", i))});
     QueryResult all = store.query({});
     REQUIRE(all.event_records.size() == 120);
     CHECK(sequence_numbers(all.event_records) == range(1, 120));
@@ -206,7 +209,8 @@ TEST_CASE("occurred_at is the recorded UTC time of the append", "[query]") {
 
 TEST_CASE("min_sequence_number is an exclusive cursor that narrows the rows only", "[query]") {
     Store store = make_store();
-    for (int i = 1; i <= 10; ++i) (void)store.append({event(i % 2 ? "a" : "b", numbered("i", i))});
+    for (int i = 1; i <= 10; ++i)
+        (void)store.append({event(i % 2 ? "a" : "b", numbered("i", i))});
 
     QueryResult after4 = store.query(EventQuery{std::nullopt, 4});
     CHECK(sequence_numbers(after4.event_records) == range(5, 10));
@@ -224,12 +228,15 @@ TEST_CASE("min_sequence_number is an exclusive cursor that narrows the rows only
     CHECK(seqs_of(store, query_of({types({"b"})}, 0)) == Seqs{2, 4, 6, 8, 10});
 }
 
-TEST_CASE("when the cursor filters out every match, last_returned is none and the version is still the highest match",
-          "[query]") {
+TEST_CASE(
+    "when the cursor filters out every match, last_returned is none and the version is still the "
+    "highest match",
+    "[query]") {
     Store store = make_store();
-    (void)store.append({event("a", numbered("k", 1))});               // 1
-    (void)store.append({event("b"), event("a", numbered("k", 2))});   // 2, 3
-    for (int i = 0; i < 20; ++i) (void)store.append({event("b")});    // 4..23
+    (void)store.append({event("a", numbered("k", 1))});              // 1
+    (void)store.append({event("b"), event("a", numbered("k", 2))});  // 2, 3
+    for (int i = 0; i < 20; ++i)
+        (void)store.append({event("b")});  // 4..23
 
     QueryResult result = store.query(query_of({types({"a"})}, 3));
     CHECK(result.event_records.empty());
@@ -254,13 +261,14 @@ TEST_CASE("a query that matches nothing reports no last returned fact and no ver
     CHECK(empty_log.last_returned_sequence_number == std::nullopt);
     CHECK(empty_log.current_context_version == std::nullopt);
 
-    for (int i = 0; i < 30; ++i) (void)store.append({event("a", numbered("k", i))});
-    for (const EventQuery& q : {query_of({types({"missing"})}), query_of({types({"missing"})}, 0),
-                                query_of({types({"missing"})}, 29),
-                                query_of({predicates({R"({"k":999})"})}),
-                                query_of({predicates({R"({"nokey":1})"})}, 10),
-                                query_of({EventFilter{std::vector<std::string>{"a"},
-                                                      std::vector<std::string>{R"({"k":"1"})"}}})}) {
+    for (int i = 0; i < 30; ++i)
+        (void)store.append({event("a", numbered("k", i))});
+    for (const EventQuery& q :
+         {query_of({types({"missing"})}), query_of({types({"missing"})}, 0),
+          query_of({types({"missing"})}, 29), query_of({predicates({R"({"k":999})"})}),
+          query_of({predicates({R"({"nokey":1})"})}, 10),
+          query_of({EventFilter{std::vector<std::string>{"a"},
+                                std::vector<std::string>{R"({"k":"1"})"}}})}) {
         INFO(to_json(q));
         QueryResult r = store.query(q);
         CHECK(r.event_records.empty());
@@ -279,7 +287,8 @@ TEST_CASE("missing or empty filters mean every fact", "[query]") {
     // A filter with both parts missing is unconstrained.
     check_query(store, query_of({EventFilter{}}), every);
     // A filter with only a missing type part is constrained by its payload part alone.
-    check_query(store, query_of({EventFilter{std::nullopt, std::vector<std::string>{R"({"i":3})"}}}),
+    check_query(store,
+                query_of({EventFilter{std::nullopt, std::vector<std::string>{R"({"i":3})"}}}),
                 Seqs{7});
 }
 
@@ -342,8 +351,9 @@ TEST_CASE("nested objects match as recursive subsets", "[query]") {
     c.check(R"({"d":{"e":[2]}})", {"wide"});
 }
 
-TEST_CASE("arrays of scalars match when every predicate element is in the payload array, in any order",
-          "[query]") {
+TEST_CASE(
+    "arrays of scalars match when every predicate element is in the payload array, in any order",
+    "[query]") {
     PredicateCatalog c(kCatalog);
     c.check(R"({"tags":["a"]})", {"tags"});  // not the string "a"
     c.check(R"({"tags":["c","a"]})", {"tags"});
@@ -409,11 +419,12 @@ TEST_CASE("a predicate matches on any top-level key of a payload with many keys"
     for (int i = 0; i < 40; ++i)
         (void)store.append({event("narrow", R"({"k0":0,"k299":-1,"k260":-1})")});
     const SequenceNumber at = store.append({event("wide", wide)}).first_sequence_number;
-    for (int i = 0; i < 40; ++i) (void)store.append({event("narrow", R"({"k299":-1})")});
+    for (int i = 0; i < 40; ++i)
+        (void)store.append({event("narrow", R"({"k299":-1})")});
 
-    for (const std::string& predicate : {std::string(R"({"k150":150})"), std::string(R"({"k260":260})"),
-                                         std::string(R"({"k299":299})"),
-                                         std::string(R"({"k1":1,"k298":298})")}) {
+    for (const std::string& predicate :
+         {std::string(R"({"k150":150})"), std::string(R"({"k260":260})"),
+          std::string(R"({"k299":299})"), std::string(R"({"k1":1,"k298":298})")}) {
         INFO("predicate " << predicate);
         check_query(store, query_of({predicates({predicate})}), Seqs{at});
     }
@@ -427,10 +438,10 @@ TEST_CASE("a predicate matches on any top-level key of a payload with many keys"
 
 TEST_CASE("filters are ORed and a fact matching several filters is returned once", "[query]") {
     Store store = make_store();
-    (void)store.append({event("a", numbered("k", 1))});   // 1
-    (void)store.append({event("b", numbered("k", 2))});   // 2
-    (void)store.append({event("c", numbered("k", 1))});   // 3
-    (void)store.append({event("a", numbered("k", 2))});   // 4
+    (void)store.append({event("a", numbered("k", 1))});  // 1
+    (void)store.append({event("b", numbered("k", 2))});  // 2
+    (void)store.append({event("c", numbered("k", 1))});  // 3
+    (void)store.append({event("a", numbered("k", 2))});  // 4
     check_query(store, query_of({types({"a"}), predicates({R"({"k":2})"})}), Seqs{1, 2, 4});
     check_query(store, query_of({types({"c"}), types({"a"})}), Seqs{1, 3, 4});
     check_query(store, query_of({types({"a"}), types({"a"}), predicates({R"({"k":1})"})}),
@@ -439,7 +450,8 @@ TEST_CASE("filters are ORed and a fact matching several filters is returned once
 
 TEST_CASE("event types inside one filter are ORed", "[query]") {
     Store store = make_store();
-    for (int i = 0; i < 30; ++i) (void)store.append({event(std::string(1, char('a' + i % 5)))});
+    for (int i = 0; i < 30; ++i)
+        (void)store.append({event(std::string(1, char('a' + i % 5)))});
     Seqs a_or_c;
     for (SequenceNumber s = 1; s <= 30; ++s)
         if ((s - 1) % 5 == 0 || (s - 1) % 5 == 2) a_or_c.push_back(s);
@@ -449,7 +461,8 @@ TEST_CASE("event types inside one filter are ORed", "[query]") {
 
 TEST_CASE("payload predicates inside one filter are ORed", "[query]") {
     Store store = make_store();
-    for (int i = 0; i < 30; ++i) (void)store.append({event("t", numbered("k", i % 6))});
+    for (int i = 0; i < 30; ++i)
+        (void)store.append({event("t", numbered("k", i % 6))});
     Seqs k1_or_k4;
     for (SequenceNumber s = 1; s <= 30; ++s)
         if ((s - 1) % 6 == 1 || (s - 1) % 6 == 4) k1_or_k4.push_back(s);
@@ -464,24 +477,27 @@ TEST_CASE("the type part and the payload part of a filter are ANDed", "[query]")
     for (int i = 0; i < 60; ++i) {
         const std::string type = i % 3 == 0 ? "deposited" : (i % 3 == 1 ? "withdrawn" : "opened");
         const int account = i % 4;
-        SequenceNumber s = store.append({event(type, numbered("account", account))}).first_sequence_number;
+        SequenceNumber s =
+            store.append({event(type, numbered("account", account))}).first_sequence_number;
         if ((type == "deposited" || type == "opened") && (account == 1 || account == 2))
             expected.push_back(s);
     }
-    check_query(store,
-                query_of({EventFilter{std::vector<std::string>{"deposited", "opened"},
-                                      std::vector<std::string>{R"({"account":1})",
-                                                               R"({"account":2})"}}}),
-                expected);
+    check_query(
+        store,
+        query_of({EventFilter{std::vector<std::string>{"deposited", "opened"},
+                              std::vector<std::string>{R"({"account":1})", R"({"account":2})"}}}),
+        expected);
 }
 
 TEST_CASE("an explicitly empty event_types list matches nothing", "[query]") {
     Store store = make_store();
-    for (int i = 0; i < 10; ++i) (void)store.append({event("a", numbered("k", i))});
+    for (int i = 0; i < 10; ++i)
+        (void)store.append({event("a", numbered("k", i))});
     check_query(store, query_of({types({})}), Seqs{});
-    check_query(store, query_of({EventFilter{std::vector<std::string>{},
-                                             std::vector<std::string>{R"({"k":1})"}}}),
-                Seqs{});
+    check_query(
+        store,
+        query_of({EventFilter{std::vector<std::string>{}, std::vector<std::string>{R"({"k":1})"}}}),
+        Seqs{});
     // It does not affect other filters of the query.
     check_query(store, query_of({types({}), predicates({R"({"k":3})"})}), Seqs{4});
 
@@ -498,10 +514,11 @@ TEST_CASE("an explicitly empty event_types list matches nothing", "[query]") {
 
 TEST_CASE("an explicitly empty payload_predicates list matches nothing", "[query]") {
     Store store = make_store();
-    for (int i = 0; i < 10; ++i) (void)store.append({event("a", numbered("k", i))});
+    for (int i = 0; i < 10; ++i)
+        (void)store.append({event("a", numbered("k", i))});
     check_query(store, query_of({predicates({})}), Seqs{});
-    check_query(store, query_of({EventFilter{std::vector<std::string>{"a"},
-                                             std::vector<std::string>{}}}),
+    check_query(store,
+                query_of({EventFilter{std::vector<std::string>{"a"}, std::vector<std::string>{}}}),
                 Seqs{});
     check_query(store, query_of({predicates({}), types({"a"})}), range(1, 10));
 }
@@ -527,7 +544,8 @@ struct Workload {
 
     Workload() {
         std::mt19937 rng(20240611);
-        const std::vector<std::string> kinds{"opened", "deposited", "withdrawn", "closed", "audited"};
+        const std::vector<std::string> kinds{"opened", "deposited", "withdrawn", "closed",
+                                             "audited"};
         const std::vector<std::string> all_tags{"red", "green", "blue", "gold"};
         SequenceNumber next = 1;
         while (facts.size() < 420) {
@@ -538,7 +556,11 @@ struct Workload {
                 g.seq = next++;
                 // Skewed: "deposited" is common, "closed" rare; account 0 common, 9 rare.
                 const unsigned t = rng() % 20;
-                g.type = t < 9 ? kinds[1] : t < 14 ? kinds[2] : t < 17 ? kinds[0] : t < 19 ? kinds[4] : kinds[3];
+                g.type = t < 9    ? kinds[1]
+                         : t < 14 ? kinds[2]
+                         : t < 17 ? kinds[0]
+                         : t < 19 ? kinds[4]
+                                  : kinds[3];
                 const unsigned a = rng() % 40;
                 g.account = a < 16 ? 0 : a < 39 ? int(1 + a % 8) : 9;
                 g.amount = int(rng() % 50);
@@ -550,9 +572,9 @@ struct Workload {
                 // Amounts are sometimes written as doubles; they are the same numbers.
                 std::string amount = std::to_string(g.amount) + (rng() % 3 == 0 ? ".0" : "");
                 std::string payload = "{\"account\":\"acc-" + std::to_string(g.account) +
-                                      "\",\"amount\":" + amount + ",\"flagged\":" +
-                                      (g.flagged ? "true" : "false") + ",\"seq_hint\":" +
-                                      std::to_string(g.seq) + ",\"tags\":[";
+                                      "\",\"amount\":" + amount +
+                                      ",\"flagged\":" + (g.flagged ? "true" : "false") +
+                                      ",\"seq_hint\":" + std::to_string(g.seq) + ",\"tags\":[";
                 for (std::size_t k = 0; k < g.tags.size(); ++k)
                     payload += (k ? ",\"" : "\"") + g.tags[k] + "\"";
                 payload += "],\"meta\":{\"region\":\"" + g.region + "\"}}";
@@ -585,8 +607,10 @@ TEST_CASE("queries over hundreds of facts return exactly the matching facts at e
     const Store& s = w.store;
 
     SECTION("by event type") {
-        check_query(s, query_of({types({"deposited"})}), w.where([](auto& g) { return g.type == "deposited"; }));
-        check_query(s, query_of({types({"closed"})}), w.where([](auto& g) { return g.type == "closed"; }));
+        check_query(s, query_of({types({"deposited"})}),
+                    w.where([](auto& g) { return g.type == "deposited"; }));
+        check_query(s, query_of({types({"closed"})}),
+                    w.where([](auto& g) { return g.type == "closed"; }));
         check_query(s, query_of({types({"closed", "audited"})}),
                     w.where([](auto& g) { return g.type == "closed" || g.type == "audited"; }));
     }
@@ -605,8 +629,11 @@ TEST_CASE("queries over hundreds of facts return exactly the matching facts at e
                     w.where([](auto& g) { return g.amount == 12 && !g.flagged; }));
     }
     SECTION("by nested and array values") {
-        check_query(s, query_of({predicates({R"({"meta":{"region":"eu"},"tags":["gold","red"]})"})}),
-                    w.where([](auto& g) { return g.region == "eu" && has_tag(g, "gold") && has_tag(g, "red"); }));
+        check_query(s,
+                    query_of({predicates({R"({"meta":{"region":"eu"},"tags":["gold","red"]})"})}),
+                    w.where([](auto& g) {
+                        return g.region == "eu" && has_tag(g, "gold") && has_tag(g, "red");
+                    }));
         check_query(s, query_of({predicates({R"({"tags":["blue"],"account":"acc-3"})"})}),
                     w.where([](auto& g) { return has_tag(g, "blue") && g.account == 3; }));
     }
@@ -620,19 +647,21 @@ TEST_CASE("queries over hundreds of facts return exactly the matching facts at e
                         return (g.type == "withdrawn" && (g.account == 2 || g.account == 9)) ||
                                g.type == "closed";
                     }));
-        check_query(s,
-                    query_of({EventFilter{std::vector<std::string>{"deposited", "opened"},
-                                          std::vector<std::string>{R"({"meta":{"region":"us"}})"}},
-                              predicates({R"({"amount":49})"})}),
-                    w.where([](auto& g) {
-                        return ((g.type == "deposited" || g.type == "opened") && g.region == "us") ||
-                               g.amount == 49;
-                    }));
+        check_query(
+            s,
+            query_of({EventFilter{std::vector<std::string>{"deposited", "opened"},
+                                  std::vector<std::string>{R"({"meta":{"region":"us"}})"}},
+                      predicates({R"({"amount":49})"})}),
+            w.where([](auto& g) {
+                return ((g.type == "deposited" || g.type == "opened") && g.region == "us") ||
+                       g.amount == 49;
+            }));
     }
     SECTION("values no fact has") {
         check_query(s, query_of({predicates({R"({"account":"acc-10"})"})}), Seqs{});
-        check_query(s, query_of({EventFilter{std::vector<std::string>{"closed"},
-                                             std::vector<std::string>{R"({"amount":50})"}}}),
+        check_query(s,
+                    query_of({EventFilter{std::vector<std::string>{"closed"},
+                                          std::vector<std::string>{R"({"amount":50})"}}}),
                     Seqs{});
     }
     SECTION("every fact, checked field by field") {
@@ -654,8 +683,8 @@ TEST_CASE("a malformed payload predicate is invalid input naming the filter and 
           "[query]") {
     Store store = make_store();
     (void)store.append({event("a", numbered("k", 1))});
-    const EventQuery bad = query_of(
-        {types({"a"}), predicates({R"({"k":1})", R"({"k":2})", "{\"k\":"})});
+    const EventQuery bad =
+        query_of({types({"a"}), predicates({R"({"k":1})", R"({"k":2})", "{\"k\":"})});
     try {
         (void)store.query(bad);
         FAIL("expected InvalidInput");
@@ -691,7 +720,8 @@ void check_same_query(const EventQuery& a, const EventQuery& b) {
 
 }  // namespace
 
-TEST_CASE("parse_event_query reads the JSON form of a query and to_json writes it back", "[query]") {
+TEST_CASE("parse_event_query reads the JSON form of a query and to_json writes it back",
+          "[query]") {
     const EventQuery parsed = parse_event_query(
         R"({"filters":[{"event_types":["opened","closed"],"payload_predicates":[{"account":"a","n":1},{"tags":["x"]}]},)"
         R"({"event_types":[]},{"payload_predicates":[]},{}],"min_sequence_number":42})");
@@ -730,10 +760,11 @@ TEST_CASE("a parsed query selects the same facts as the query it was written fro
     Store store = make_store();
     for (int i = 0; i < 40; ++i)
         (void)store.append({event(i % 2 ? "a" : "b", numbered("k", i % 5))});
-    const EventQuery q = query_of({EventFilter{std::vector<std::string>{"a"},
-                                               std::vector<std::string>{R"({"k":1})", R"({"k":3.0})"}},
-                                   types({})},
-                                  10);
+    const EventQuery q =
+        query_of({EventFilter{std::vector<std::string>{"a"},
+                              std::vector<std::string>{R"({"k":1})", R"({"k":3.0})"}},
+                  types({})},
+                 10);
     const QueryResult direct = store.query(q);
     const QueryResult via_json = store.query(parse_event_query(to_json(q)));
     CHECK_FALSE(direct.event_records.empty());

@@ -2,8 +2,8 @@
 // store objects (as several processes would) on one database, and connection loss.
 // The server is FACTSTR_TEST_POSTGRES_URL (see support/postgres_env.hpp).
 #define CATCH_CONFIG_ENABLE_OPTIONAL_STRINGMAKER
-#include <catch2/catch.hpp>
 #include <libpq-fe.h>
+#include <catch2/catch.hpp>
 
 #include <atomic>
 #include <map>
@@ -22,7 +22,9 @@ namespace {
 
 const bool server_available = require_postgres_server("postgres_tests");
 
-Store bootstrap_store(const std::string& name) { return Store(bootstrap_postgres(postgres_server_url(), name)); }
+Store bootstrap_store(const std::string& name) {
+    return Store(bootstrap_postgres(postgres_server_url(), name));
+}
 
 template <class F>
 std::string error_message_of(F&& f) {
@@ -65,7 +67,8 @@ TEST_CASE("bootstrap creates a missing database, then opens it; a second bootstr
                 WARN(e.what());
             }
         });
-    for (auto& t : threads) t.join();
+    for (auto& t : threads)
+        t.join();
     CHECK(opened == 4);
 }
 
@@ -73,8 +76,9 @@ TEST_CASE("bootstrap refuses bad database names before sending any SQL", "[postg
     // A server that cannot be reached: a name check that connected first would fail with
     // connection_failure instead of invalid_argument.
     const std::string unreachable = "postgres://nobody@127.0.0.1:1/postgres";
-    for (std::string name : std::vector<std::string>{"", "1abc", "a-b", "a b", "x\"; DROP DATABASE postgres; --", "caf\xc3\xa9",
-                             "a.b", std::string(64, 'a'), std::string("a\0b", 3)}) {
+    for (std::string name : std::vector<std::string>{
+             "", "1abc", "a-b", "a b", "x\"; DROP DATABASE postgres; --", "caf\xc3\xa9", "a.b",
+             std::string(64, 'a'), std::string("a\0b", 3)}) {
         INFO("name '" << name << "'");
         try {
             (void)bootstrap_postgres(unreachable, name);
@@ -177,9 +181,8 @@ TEST_CASE("a password never appears in an error message or a description", "[pos
         CHECK(message.find(secret) == std::string::npos);
     }
     // Malformed strings with a password.
-    for (const std::string& url :
-         {"postgres://someone:" + secret + "@127.0.0.1:notaport/facts",
-          "host=127.0.0.1 password=" + secret + " bogus_option=1"}) {
+    for (const std::string& url : {"postgres://someone:" + secret + "@127.0.0.1:notaport/facts",
+                                   "host=127.0.0.1 password=" + secret + " bogus_option=1"}) {
         INFO(url);
         const std::string message = error_message_of([&] { (void)open(url); });
         CHECK_FALSE(message.empty());
@@ -192,17 +195,18 @@ TEST_CASE("a password never appears in an error message or a description", "[pos
     CHECK(store.backend().describe().find(secret) == std::string::npos);
 }
 
-TEST_CASE("a stream on one store object receives what another store object commits",
-          "[postgres]") {
+TEST_CASE("a stream on one store object receives what another store object commits", "[postgres]") {
     const std::string name = fresh_database_name();
     Store writer = bootstrap_store(name);
     Store reader = open(url_of(name));
     auto seen = std::make_shared<BatchRecorder>();
     Subscription s = reader.stream_to(query_of({types({"wanted"})}), record_into(seen));
-    for (int i = 0; i < 20; ++i) (void)writer.append({event(i % 2 ? "wanted" : "other"), event("wanted")});
+    for (int i = 0; i < 20; ++i)
+        (void)writer.append({event(i % 2 ? "wanted" : "other"), event("wanted")});
     REQUIRE(seen->wait_until([](const auto& b) {
         std::size_t n = 0;
-        for (const auto& batch : b) n += batch.size();
+        for (const auto& batch : b)
+            n += batch.size();
         return n == 30;
     }));
     std::vector<SequenceNumber> expected;
@@ -224,11 +228,13 @@ TEST_CASE("append_ifs from several store objects on overlapping contexts are ser
             Store store = open(url_of(name));
             for (int i = 0; i < kAttempts; ++i) {
                 const std::string account = "acc" + std::to_string((w + i) % 3);
-                EventQuery context = query_of({predicates({R"({"account":")" + account + R"("})"})});
+                EventQuery context =
+                    query_of({predicates({R"({"account":")" + account + R"("})"})});
                 const auto version = store.query(context).current_context_version;
-                auto result = store.append_if(
-                    {event("moved", R"({"account":")" + account + R"(","by":)" + std::to_string(w) + "}")},
-                    context, version);
+                auto result =
+                    store.append_if({event("moved", R"({"account":")" + account + R"(","by":)" +
+                                                        std::to_string(w) + "}")},
+                                    context, version);
                 if (result)
                     ++committed;
                 else
@@ -236,7 +242,8 @@ TEST_CASE("append_ifs from several store objects on overlapping contexts are ser
             }
         });
     }
-    for (auto& t : threads) t.join();
+    for (auto& t : threads)
+        t.join();
     Store store = open(url_of(name));
     const auto facts = all_facts(store);
     REQUIRE(facts.size() == static_cast<std::size_t>(committed.load()));
@@ -245,16 +252,18 @@ TEST_CASE("append_ifs from several store objects on overlapping contexts are ser
     CHECK(committed >= 3);
 }
 
-TEST_CASE("after the server drops every connection, appends work again and streams resume "
-          "with no gap and no duplicate",
-          "[postgres]") {
+TEST_CASE(
+    "after the server drops every connection, appends work again and streams resume "
+    "with no gap and no duplicate",
+    "[postgres]") {
     const std::string name = fresh_database_name();
     Store store = bootstrap_store(name);
     auto live = std::make_shared<BatchRecorder>();
     auto durable = std::make_shared<BatchRecorder>();
     Subscription s1 = store.stream_all(record_into(live));
     Subscription s2 = store.stream_all_durable(DurableStream{"d"}, record_into(durable));
-    for (int i = 0; i < 5; ++i) (void)store.append({event("before"), event("before")});
+    for (int i = 0; i < 5; ++i)
+        (void)store.append({event("before"), event("before")});
     REQUIRE(live->wait_for_batches(5));
     REQUIRE(durable->wait_for_batches(5));
     (void)store.query(EventQuery{});  // a pooled reader connection exists
@@ -267,7 +276,8 @@ TEST_CASE("after the server drops every connection, appends work again and strea
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
 
     // The writer's connection is gone, but no commit was in flight: the append goes through.
-    for (int i = 0; i < 5; ++i) (void)store.append({event("after"), event("after")});
+    for (int i = 0; i < 5; ++i)
+        (void)store.append({event("after"), event("after")});
     CHECK(store.head() == 20);
     CHECK(sequence_numbers(all_facts(store)) == range(1, 20));
     REQUIRE(live->wait_for_batches(10));
@@ -280,13 +290,15 @@ TEST_CASE("after the server drops every connection, appends work again and strea
     REQUIRE(wait_for([&] { return cursor_position(store, "d") == 20; }));
 
     // Killed again while idle: queries and cursors recover too.
-    killer.run("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-               " WHERE datname = current_database() AND pid <> pg_backend_pid()");
+    killer.run(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()");
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     CHECK(all_facts(store).size() == 20);
     CHECK(cursor_position(store, "d") == 20);
     (void)store.append({event("again")});
-    REQUIRE(durable->wait_until([](const auto& b) { return b.back().back().sequence_number == 21; }));
+    REQUIRE(
+        durable->wait_until([](const auto& b) { return b.back().back().sequence_number == 21; }));
     settle();
     CHECK(durable->all_sequence_numbers() == range(1, 21));
     s1.unsubscribe();

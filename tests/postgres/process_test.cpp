@@ -7,8 +7,8 @@
 // The server is FACTSTR_TEST_POSTGRES_URL (see support/postgres_env.hpp); the restart test also
 // needs FACTSTR_TEST_POSTGRES_DATA and FACTSTR_TEST_POSTGRES_BIN (scripts/test sets them).
 #define CATCH_CONFIG_ENABLE_OPTIONAL_STRINGMAKER
-#include <catch2/catch.hpp>
 #include <unistd.h>
+#include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -69,7 +69,8 @@ std::map<SequenceNumber, SequenceNumber> check_log_integrity(const std::vector<L
         REQUIRE(first + count_of[last] - 1 == last);
     }
     std::map<SequenceNumber, SequenceNumber> batches;  // first -> last
-    for (const auto& [last, first] : first_of) batches[first] = last;
+    for (const auto& [last, first] : first_of)
+        batches[first] = last;
     return batches;
 }
 
@@ -85,13 +86,14 @@ std::string field(const std::string& payload, const std::string& key) {
 
 std::vector<std::string> expected_tail(std::size_t head) {
     std::vector<std::string> out;
-    for (std::size_t i = 1; i <= head; ++i) out.push_back(std::to_string(i));
+    for (std::size_t i = 1; i <= head; ++i)
+        out.push_back(std::to_string(i));
     return out;
 }
 
 // Reads a child's whole output on a thread of its own, so that its pipe never fills up.
 class OutputReader {
-public:
+  public:
     explicit OutputReader(ChildProcess& child)
         : thread_([this, &child] { lines_ = child.read_lines(); }) {}
     ~OutputReader() {
@@ -102,16 +104,17 @@ public:
         return lines_;
     }
 
-private:
+  private:
     std::vector<std::string> lines_;
     std::thread thread_;
 };
 
 }  // namespace
 
-TEST_CASE("8 processes doing append_ifs on overlapping contexts make one gap-free log that the "
-          "serial order of commits explains, and a tailing process sees every fact once, in order",
-          "[multiprocess]") {
+TEST_CASE(
+    "8 processes doing append_ifs on overlapping contexts make one gap-free log that the "
+    "serial order of commits explains, and a tailing process sees every fact once, in order",
+    "[multiprocess]") {
     (void)server_available;
     const std::string name = fresh_database_name();
     { Store init = bootstrap_store(name); }
@@ -129,7 +132,8 @@ TEST_CASE("8 processes doing append_ifs on overlapping contexts make one gap-fre
         writers.push_back(std::make_unique<ChildProcess>(std::vector<std::string>{
             FACTSTR_PG_WORKER_PATH, "contend", url, std::to_string(kRounds), std::to_string(id)}));
     std::vector<std::unique_ptr<OutputReader>> outputs;
-    for (auto& writer : writers) outputs.push_back(std::make_unique<OutputReader>(*writer));
+    for (auto& writer : writers)
+        outputs.push_back(std::make_unique<OutputReader>(*writer));
     std::vector<std::string> lines;
     for (std::size_t i = 0; i < writers.size(); ++i) {
         auto out = outputs[i]->lines();
@@ -155,7 +159,8 @@ TEST_CASE("8 processes doing append_ifs on overlapping contexts make one gap-fre
     // The facts of each account, ascending.
     std::map<std::string, std::vector<SequenceNumber>> facts_of;
     for (const LogFact& fact : log)
-        if (fact.event_type == "deposited") facts_of[field(fact.payload, "account")].push_back(fact.sequence_number);
+        if (fact.event_type == "deposited")
+            facts_of[field(fact.payload, "account")].push_back(fact.sequence_number);
     auto version_before = [&](const std::string& account, SequenceNumber first) -> std::string {
         const auto& seqs = facts_of[account];
         auto it = std::lower_bound(seqs.begin(), seqs.end(), first);
@@ -229,9 +234,9 @@ std::string restart_command() {
     const char* bin = std::getenv("FACTSTR_TEST_POSTGRES_BIN");
     if (!data || !*data || !bin || !*bin) return "";
     const std::string data_dir = data;
-    std::string command = shell_quote(std::string(bin) + "/pg_ctl") + " -D " + shell_quote(data_dir) +
-                          " -l " + shell_quote(data_dir + "/factstr-restart.log") +
-                          " -w -t 60 restart -m fast >/dev/null";
+    std::string command =
+        shell_quote(std::string(bin) + "/pg_ctl") + " -D " + shell_quote(data_dir) + " -l " +
+        shell_quote(data_dir + "/factstr-restart.log") + " -w -t 60 restart -m fast >/dev/null";
     if (::geteuid() == 0) command = "runuser -u postgres -- " + command;
     return command;
 }
@@ -240,8 +245,9 @@ bool restart_possible() {
     if (!restart_command().empty()) return true;
     const char* ci = std::getenv("CI");
     if (ci && std::string(ci) == "true")
-        FAIL("FACTSTR_TEST_POSTGRES_DATA and FACTSTR_TEST_POSTGRES_BIN must be set in CI "
-             "(scripts/test sets them)");
+        FAIL(
+            "FACTSTR_TEST_POSTGRES_DATA and FACTSTR_TEST_POSTGRES_BIN must be set in CI "
+            "(scripts/test sets them)");
     std::cerr << "postgres_process_tests: restart test skipped: set FACTSTR_TEST_POSTGRES_DATA "
                  "(the cluster's data directory) and FACTSTR_TEST_POSTGRES_BIN (its pg_ctl's "
                  "directory) to run it\n";
@@ -249,8 +255,8 @@ bool restart_possible() {
 }
 
 struct Attempt {
-    long n = 0;                   // the payload number of the batch's facts
-    std::size_t count = 0;        // facts in the batch
+    long n = 0;             // the payload number of the batch's facts
+    std::size_t count = 0;  // facts in the batch
     bool committed = false;
     AppendResult result{};
     std::optional<ErrorCode> error;
@@ -259,9 +265,10 @@ struct Attempt {
 
 }  // namespace
 
-TEST_CASE("after a server restart, appends work again, no append is silently duplicated, and "
-          "streams resume with no gap and no duplicate",
-          "[restart]") {
+TEST_CASE(
+    "after a server restart, appends work again, no append is silently duplicated, and "
+    "streams resume with no gap and no duplicate",
+    "[restart]") {
     if (!restart_possible()) return;
     const std::string name = fresh_database_name();
     Store store = bootstrap_store(name);
@@ -288,8 +295,8 @@ TEST_CASE("after a server restart, appends work again, no append is silently dup
             attempt.count = 1 + static_cast<std::size_t>(n % 3);
             std::vector<NewEvent> events;
             for (std::size_t i = 0; i < attempt.count; ++i)
-                events.push_back(event("tick", "{\"n\":" + std::to_string(n) + ",\"i\":" +
-                                                   std::to_string(i) + "}"));
+                events.push_back(event(
+                    "tick", "{\"n\":" + std::to_string(n) + ",\"i\":" + std::to_string(i) + "}"));
             try {
                 attempt.result = store.append(std::move(events));
                 attempt.committed = true;
@@ -311,8 +318,8 @@ TEST_CASE("after a server restart, appends work again, no append is silently dup
     const std::size_t successes_at_restart = successes;
     CHECK(status == 0);
     // Appends work again.
-    const bool resumed = wait_for([&] { return successes >= successes_at_restart + 30; },
-                                  std::chrono::seconds(60));
+    const bool resumed =
+        wait_for([&] { return successes >= successes_at_restart + 30; }, std::chrono::seconds(60));
     stop = true;
     appender.join();
     REQUIRE(resumed);
@@ -327,7 +334,8 @@ TEST_CASE("after a server restart, appends work again, no append is silently dup
     // Where each payload number is in the log: (sequence number of its first fact, count).
     std::map<long, std::vector<SequenceNumber>> positions;
     for (const LogFact& fact : log)
-        if (fact.event_type == "tick") positions[std::stol(field(fact.payload, "n"))].push_back(fact.sequence_number);
+        if (fact.event_type == "tick")
+            positions[std::stol(field(fact.payload, "n"))].push_back(fact.sequence_number);
 
     std::size_t failed = 0, unknown = 0;
     for (const Attempt& a : attempts) {
@@ -335,7 +343,8 @@ TEST_CASE("after a server restart, appends work again, no append is silently dup
         const auto found = positions.find(a.n);
         if (a.committed) {
             REQUIRE(found != positions.end());
-            CHECK(found->second == range(a.result.first_sequence_number, a.result.last_sequence_number));
+            CHECK(found->second ==
+                  range(a.result.first_sequence_number, a.result.last_sequence_number));
             CHECK(a.result.committed_count == a.count);
         } else {
             REQUIRE(a.error.has_value());
@@ -373,7 +382,8 @@ TEST_CASE("after a server restart, appends work again, no append is silently dup
         if (!seen.empty()) out << ", last " << seen.back();
         return out.str();
     };
-    INFO("head " << head << "; live stream: " << describe(*live) << "; durable stream: " << describe(*durable));
+    INFO("head " << head << "; live stream: " << describe(*live)
+                 << "; durable stream: " << describe(*durable));
     CHECK(live->wait_until(reached_head, std::chrono::seconds(30)));
     CHECK(durable->wait_until(reached_head, std::chrono::seconds(30)));
     settle();
@@ -389,9 +399,10 @@ TEST_CASE("after a server restart, appends work again, no append is silently dup
     s2.unsubscribe();
 }
 
-TEST_CASE("a connection lost while COMMIT is in flight is reported as outcome_unknown and not "
-          "retried",
-          "[outcome_unknown]") {
+TEST_CASE(
+    "a connection lost while COMMIT is in flight is reported as outcome_unknown and not "
+    "retried",
+    "[outcome_unknown]") {
     const std::string name = fresh_database_name();
     Store store = bootstrap_store(name);
     auto live = std::make_shared<BatchRecorder>();
@@ -400,10 +411,13 @@ TEST_CASE("a connection lost while COMMIT is in flight is reported as outcome_un
     Raw db(name);
     // A deferred constraint trigger runs at COMMIT: facts of type "slow" hold the commit
     // there, after the client sent it and before the server answers.
-    db.run("CREATE FUNCTION factstr_test_slow_commit() RETURNS trigger LANGUAGE plpgsql AS "
-           "$$ BEGIN IF NEW.event_type = 'slow' THEN PERFORM pg_sleep(60); END IF; RETURN NULL; END $$");
-    db.run("CREATE CONSTRAINT TRIGGER factstr_test_slow_commit AFTER INSERT ON facts"
-           " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION factstr_test_slow_commit()");
+    db.run(
+        "CREATE FUNCTION factstr_test_slow_commit() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN IF NEW.event_type = 'slow' THEN PERFORM pg_sleep(60); END IF; RETURN NULL; END "
+        "$$");
+    db.run(
+        "CREATE CONSTRAINT TRIGGER factstr_test_slow_commit AFTER INSERT ON facts"
+        " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION factstr_test_slow_commit()");
 
     for (const bool conditional : {false, true}) {
         INFO((conditional ? "append_if" : "append"));
@@ -427,8 +441,9 @@ TEST_CASE("a connection lost while COMMIT is in flight is reported as outcome_un
         std::vector<std::vector<std::string>> sleeping;
         const bool found = wait_for(
             [&] {
-                sleeping = db.rows("SELECT pid::text, query FROM pg_stat_activity"
-                                   " WHERE datname = current_database() AND wait_event = 'PgSleep'");
+                sleeping = db.rows(
+                    "SELECT pid::text, query FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event = 'PgSleep'");
                 return !sleeping.empty();
             },
             std::chrono::seconds(20));

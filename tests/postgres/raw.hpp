@@ -25,7 +25,7 @@ inline std::string url_of(const std::string& database) {
 }
 
 class Raw {
-public:
+  public:
     // Connects to `database` on the test server (empty: the database of the server URL).
     explicit Raw(const std::string& database = "") {
         conn_ = database.empty() ? PQconnectdb(postgres_server_url().c_str())
@@ -40,7 +40,8 @@ public:
     // Runs `sql` and returns the first column of every row.
     std::vector<std::string> run(const std::string& sql) {
         std::vector<std::string> out;
-        for (auto& row : rows(sql)) out.push_back(row.empty() ? "" : row[0]);
+        for (auto& row : rows(sql))
+            out.push_back(row.empty() ? "" : row[0]);
         return out;
     }
     // Runs `sql` and returns every row, every column as text.
@@ -53,14 +54,15 @@ public:
         std::vector<std::vector<std::string>> out;
         for (int i = 0; i < PQntuples(r); ++i) {
             std::vector<std::string> row;
-            for (int c = 0; c < PQnfields(r); ++c) row.emplace_back(PQgetvalue(r, i, c));
+            for (int c = 0; c < PQnfields(r); ++c)
+                row.emplace_back(PQgetvalue(r, i, c));
             out.push_back(std::move(row));
         }
         PQclear(r);
         return out;
     }
 
-private:
+  private:
     PGconn* conn_ = nullptr;
 };
 

@@ -38,10 +38,11 @@ int contend(const std::string& url, int rounds, int id) {
         std::vector<NewEvent> events;
         const int count = 1 + static_cast<int>(random() % 3);
         for (int e = 0; e < count; ++e)
-            events.push_back({"deposited", R"({"account":")" + account + R"(","amount":1,"worker":)" +
-                                               std::to_string(id) + R"(,"round":)" +
-                                               std::to_string(i) + "}"});
-        const auto outcome = store.append_if(std::move(events), query, context.current_context_version);
+            events.push_back({"deposited", R"({"account":")" + account +
+                                               R"(","amount":1,"worker":)" + std::to_string(id) +
+                                               R"(,"round":)" + std::to_string(i) + "}"});
+        const auto outcome =
+            store.append_if(std::move(events), query, context.current_context_version);
         if (const auto* committed = outcome.append_result())
             std::cout << "ok " << committed->first_sequence_number << " "
                       << committed->last_sequence_number << " " << account << " "
@@ -85,7 +86,8 @@ int tail(const std::string& url, std::size_t expected) {
 
 int main(int argc, char** argv) try {
     const std::string mode = argc > 1 ? argv[1] : "";
-    if (mode == "contend" && argc == 5) return contend(argv[2], std::stoi(argv[3]), std::stoi(argv[4]));
+    if (mode == "contend" && argc == 5)
+        return contend(argv[2], std::stoi(argv[3]), std::stoi(argv[4]));
     if (mode == "tail" && argc == 4) return tail(argv[2], std::stoul(argv[3]));
     std::cerr << "usage: postgres_test_worker contend URL N ID | tail URL N\n";
     return 2;

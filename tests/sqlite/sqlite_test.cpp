@@ -25,8 +25,8 @@ struct TempDir {
     fs::path path;
     TempDir() {
         static int counter = 0;
-        path = fs::temp_directory_path() /
-               ("factstr-sqlite-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+        path = fs::temp_directory_path() / ("factstr-sqlite-test-" + std::to_string(::getpid()) +
+                                            "-" + std::to_string(counter++));
         fs::remove_all(path);
         fs::create_directories(path);
     }
@@ -65,7 +65,8 @@ std::vector<std::vector<std::int64_t>> raw_rows(const std::string& path, const s
     std::vector<std::vector<std::int64_t>> rows;
     while (sqlite3_step(stmt) == SQLITE_ROW) {
         std::vector<std::int64_t> row;
-        for (int c = 0; c < sqlite3_column_count(stmt); ++c) row.push_back(sqlite3_column_int64(stmt, c));
+        for (int c = 0; c < sqlite3_column_count(stmt); ++c)
+            row.push_back(sqlite3_column_int64(stmt, c));
         rows.push_back(row);
     }
     sqlite3_finalize(stmt);
@@ -87,7 +88,8 @@ ErrorCode error_code_of(Fn&& fn) {
 // Checks the whole file: sequence 1..N without holes, and every batch complete: the facts
 // carrying batch_last = B are exactly a consecutive range ending at B.
 void check_log_integrity(const std::string& path) {
-    auto facts = raw_rows(path, "SELECT sequence_number, batch_last FROM facts ORDER BY sequence_number");
+    auto facts =
+        raw_rows(path, "SELECT sequence_number, batch_last FROM facts ORDER BY sequence_number");
     std::map<std::int64_t, std::pair<std::int64_t, std::int64_t>> batches;  // last -> (min, count)
     for (std::size_t i = 0; i < facts.size(); ++i) {
         INFO("fact at index " << i);
@@ -118,15 +120,17 @@ TEST_CASE("a file that is not a SQLite database is refused and left untouched", 
 TEST_CASE("a SQLite database of another application is refused and left untouched", "[sqlite]") {
     TempDir dir;
     const std::string path = dir.file("other.db");
-    raw_exec(path, "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT); "
-                   "INSERT INTO customers (name) VALUES ('Ada');");
+    raw_exec(path,
+             "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT); "
+             "INSERT INTO customers (name) VALUES ('Ada');");
     const std::string before = read_file(path);
     try {
         open("sqlite:" + path);
         FAIL("expected a refusal");
     } catch (const StoreError& e) {
         CHECK(e.code() == ErrorCode::schema_mismatch);
-        CHECK_THAT(e.what(), Catch::Contains("not a factstr store") && Catch::Contains("customers"));
+        CHECK_THAT(e.what(),
+                   Catch::Contains("not a factstr store") && Catch::Contains("customers"));
     }
     CHECK(read_file(path) == before);
 }
@@ -177,7 +181,8 @@ TEST_CASE("sqlite URLs take sync and timeout options and reject unknown ones", "
     CHECK(parse_sqlite_url("sqlite:" + dir.file("a.db")).sync == SqliteOptions::Sync::full);
     CHECK(parse_sqlite_url("sqlite:///tmp/x.db").path == "/tmp/x.db");
     CHECK(parse_sqlite_url("sqlite:x.db?busy_timeout_ms=5&poll_ms=2").busy_timeout_ms == 5);
-    CHECK(error_code_of([&] { parse_sqlite_url("sqlite:x.db?fast=yes"); }) == ErrorCode::invalid_argument);
+    CHECK(error_code_of([&] { parse_sqlite_url("sqlite:x.db?fast=yes"); }) ==
+          ErrorCode::invalid_argument);
     CHECK(error_code_of([&] { parse_sqlite_url("sqlite:x.db?sync=sometimes"); }) ==
           ErrorCode::invalid_argument);
     CHECK(error_code_of([&] { parse_sqlite_url("sqlite:"); }) == ErrorCode::invalid_argument);
@@ -186,8 +191,9 @@ TEST_CASE("sqlite URLs take sync and timeout options and reject unknown ones", "
     CHECK(normal.append({event("a")}).last_sequence_number == 1);
 }
 
-TEST_CASE("two processes appending with append_if yield one gap-free log that a serial order explains",
-          "[sqlite][multiprocess]") {
+TEST_CASE(
+    "two processes appending with append_if yield one gap-free log that a serial order explains",
+    "[sqlite][multiprocess]") {
     TempDir dir;
     const std::string path = dir.file("shared.db");
     { (void)open("sqlite:" + path); }
@@ -246,7 +252,8 @@ TEST_CASE("two processes appending with append_if yield one gap-free log that a 
     CHECK(ok == all.size());
 }
 
-TEST_CASE("a live stream in another process sees every fact once, in order", "[sqlite][multiprocess]") {
+TEST_CASE("a live stream in another process sees every fact once, in order",
+          "[sqlite][multiprocess]") {
     TempDir dir;
     const std::string path = dir.file("shared.db");
     Store store = open("sqlite:" + path);
@@ -261,18 +268,22 @@ TEST_CASE("a live stream in another process sees every fact once, in order", "[s
     while (appended < total) {
         std::size_t n = std::min<std::size_t>(1 + random() % 7, total - appended);
         std::vector<NewEvent> batch;
-        for (std::size_t i = 0; i < n; ++i) batch.push_back(event("tick", R"({"n":1})"));
+        for (std::size_t i = 0; i < n; ++i)
+            batch.push_back(event("tick", R"({"n":1})"));
         (void)store.append(std::move(batch));
         appended += n;
     }
     auto lines = tail.read_lines();
     REQUIRE(tail.wait() == 0);
     REQUIRE(lines.size() == total);
-    for (std::size_t i = 0; i < total; ++i) CHECK(lines[i] == std::to_string(i + 2));
+    for (std::size_t i = 0; i < total; ++i)
+        CHECK(lines[i] == std::to_string(i + 2));
 }
 
-TEST_CASE("kill -9 at random moments leaves no partial batch, no hole, and no cursor ahead of its handler",
-          "[sqlite][crash]") {
+TEST_CASE(
+    "kill -9 at random moments leaves no partial batch, no hole, and no cursor ahead of its "
+    "handler",
+    "[sqlite][crash]") {
     TempDir dir;
     const std::string path = dir.file("crash.db");
     const std::string handled = dir.file("handled.log");
@@ -292,7 +303,8 @@ TEST_CASE("kill -9 at random moments leaves no partial batch, no hole, and no cu
         {
             std::ifstream in(acked);
             std::int64_t first, last;
-            auto rows = raw_rows(path, "SELECT sequence_number, batch_last FROM facts ORDER BY sequence_number");
+            auto rows = raw_rows(
+                path, "SELECT sequence_number, batch_last FROM facts ORDER BY sequence_number");
             std::size_t acknowledged = 0, misplaced = 0;
             while (in >> first >> last) {
                 REQUIRE(last <= static_cast<std::int64_t>(rows.size()));
@@ -305,12 +317,14 @@ TEST_CASE("kill -9 at random moments leaves no partial batch, no hole, and no cu
             CHECK(misplaced == 0);
         }
         // The durable cursor never points past a batch the handler finished.
-        auto cursor = raw_rows(path, "SELECT position FROM durable_streams WHERE name = 'crash-projector'");
+        auto cursor =
+            raw_rows(path, "SELECT position FROM durable_streams WHERE name = 'crash-projector'");
         std::set<std::int64_t> handled_ends;
         {
             std::ifstream in(handled);
             std::int64_t end;
-            while (in >> end) handled_ends.insert(end);
+            while (in >> end)
+                handled_ends.insert(end);
         }
         if (!cursor.empty() && cursor[0][0] > 0) {
             INFO("cursor " << cursor[0][0]);

@@ -67,7 +67,8 @@ int tail(const std::string& path, std::size_t expected) {
     std::size_t seen = 0;
     auto subscription = store.stream_all([&](const Batch& batch) {
         std::lock_guard lock(mutex);
-        for (const auto& record : batch) std::cout << record.sequence_number << "\n";
+        for (const auto& record : batch)
+            std::cout << record.sequence_number << "\n";
         std::cout.flush();
         seen += batch.size();
         changed.notify_all();
@@ -101,7 +102,8 @@ int crash(const std::string& path, const std::string& handled_path, const std::s
         if (kind == 2) {
             auto query = account_query("c" + std::to_string(random() % 5));
             auto context = store.query(query);
-            auto outcome = store.append_if(std::move(events), query, context.current_context_version);
+            auto outcome =
+                store.append_if(std::move(events), query, context.current_context_version);
             if (auto* r = outcome.append_result())
                 write_line(acked, std::to_string(r->first_sequence_number) + " " +
                                       std::to_string(r->last_sequence_number));
@@ -117,7 +119,8 @@ int crash(const std::string& path, const std::string& handled_path, const std::s
 
 int main(int argc, char** argv) try {
     std::string mode = argc > 1 ? argv[1] : "";
-    if (mode == "contend" && argc == 5) return contend(argv[2], std::stoi(argv[3]), std::stoi(argv[4]));
+    if (mode == "contend" && argc == 5)
+        return contend(argv[2], std::stoi(argv[3]), std::stoi(argv[4]));
     if (mode == "tail" && argc == 4) return tail(argv[2], std::stoul(argv[3]));
     if (mode == "crash" && argc == 5) return crash(argv[2], argv[3], argv[4]);
     std::cerr << "usage: worker contend PATH N ID | tail PATH N | crash PATH HANDLED ACKED\n";

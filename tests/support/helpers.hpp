@@ -8,8 +8,8 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <ostream>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -27,9 +27,15 @@ inline std::ostream& operator<<(std::ostream& out, const AppendResult& r) {
 }
 inline std::ostream& operator<<(std::ostream& out, const ConditionalAppendConflict& c) {
     out << "{conflict expected ";
-    if (c.expected_context_version) out << *c.expected_context_version; else out << "none";
+    if (c.expected_context_version)
+        out << *c.expected_context_version;
+    else
+        out << "none";
     out << ", actual ";
-    if (c.actual_context_version) out << *c.actual_context_version; else out << "none";
+    if (c.actual_context_version)
+        out << *c.actual_context_version;
+    else
+        out << "none";
     return out << "}";
 }
 
@@ -56,13 +62,14 @@ inline EventQuery query_of(std::vector<EventFilter> filters,
 
 inline std::vector<SequenceNumber> sequence_numbers(const std::vector<EventRecord>& records) {
     std::vector<SequenceNumber> out;
-    for (const auto& r : records) out.push_back(r.sequence_number);
+    for (const auto& r : records)
+        out.push_back(r.sequence_number);
     return out;
 }
 
 // Collects what a stream handler receives, thread-safely, and lets a test wait for it.
 class BatchRecorder {
-public:
+  public:
     void record(const Batch& batch) {
         std::lock_guard lock(mutex_);
         batches_.push_back(batch);
@@ -86,18 +93,21 @@ public:
         std::lock_guard lock(mutex_);
         std::vector<SequenceNumber> out;
         for (const auto& b : batches_)
-            for (const auto& r : b) out.push_back(r.sequence_number);
+            for (const auto& r : b)
+                out.push_back(r.sequence_number);
         return out;
     }
 
-private:
+  private:
     mutable std::mutex mutex_;
     std::condition_variable changed_;
     std::vector<Batch> batches_;
 };
 
 // Gives asynchronous delivery a moment to (wrongly) happen before asserting that it did not.
-inline void settle() { std::this_thread::sleep_for(std::chrono::milliseconds(100)); }
+inline void settle() {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+}
 
 // A handler that records every batch into `recorder` (shared, so that it outlives deliveries
 // that are still running when a test ends).
@@ -133,14 +143,16 @@ inline SequenceNumber cursor_position(const Store& store, std::string_view name)
 inline std::vector<std::vector<SequenceNumber>> batch_sequence_numbers(
     const std::vector<Batch>& batches) {
     std::vector<std::vector<SequenceNumber>> out;
-    for (const Batch& b : batches) out.push_back(sequence_numbers(b));
+    for (const Batch& b : batches)
+        out.push_back(sequence_numbers(b));
     return out;
 }
 
 // The consecutive numbers first..last.
 inline std::vector<SequenceNumber> range(SequenceNumber first, SequenceNumber last) {
     std::vector<SequenceNumber> out;
-    for (SequenceNumber s = first; s <= last; ++s) out.push_back(s);
+    for (SequenceNumber s = first; s <= last; ++s)
+        out.push_back(s);
     return out;
 }
 

@@ -2,8 +2,14 @@
 
 namespace factstr::testing {
 
-const char* backend_name() { return "memory"; }
-Store make_store() { return Store(make_memory_backend()); }
-std::optional<Store> reopen_store() { return std::nullopt; }
+const char* backend_name() {
+    return "memory";
+}
+Store make_store() {
+    return Store(make_memory_backend());
+}
+std::optional<Store> reopen_store() {
+    return std::nullopt;
+}
 
 }  // namespace factstr::testing

@@ -15,7 +15,9 @@ std::string& last_database() {
 
 }  // namespace
 
-const char* backend_name() { return "postgres"; }
+const char* backend_name() {
+    return "postgres";
+}
 
 Store make_store() {
     (void)server_available;

@@ -13,7 +13,7 @@
 namespace factstr::testing {
 
 class ChildProcess {
-public:
+  public:
     explicit ChildProcess(const std::vector<std::string>& args) {
         int fds[2];
         if (::pipe(fds) != 0) throw std::runtime_error("pipe failed");
@@ -24,7 +24,8 @@ public:
             ::close(fds[0]);
             ::close(fds[1]);
             std::vector<char*> argv;
-            for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+            for (const auto& a : args)
+                argv.push_back(const_cast<char*>(a.c_str()));
             argv.push_back(nullptr);
             ::execv(argv[0], argv.data());
             ::_exit(127);
@@ -54,7 +55,8 @@ public:
     std::vector<std::string> read_lines() {
         std::vector<std::string> lines;
         std::string line;
-        while (read_line(line)) lines.push_back(line);
+        while (read_line(line))
+            lines.push_back(line);
         return lines;
     }
     void kill(int signal) { ::kill(pid_, signal); }
@@ -68,7 +70,7 @@ public:
     }
     pid_t pid() const { return pid_; }
 
-private:
+  private:
     pid_t pid_ = -1;
     bool reaped_ = false;
     FILE* out_ = nullptr;

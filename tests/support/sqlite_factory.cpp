@@ -35,7 +35,9 @@ std::string& last_path() {
 
 }  // namespace
 
-const char* backend_name() { return "sqlite"; }
+const char* backend_name() {
+    return "sqlite";
+}
 
 Store make_store() {
     static std::atomic<int> counter{0};
@@ -43,6 +45,8 @@ Store make_store() {
     return open("sqlite:" + last_path());
 }
 
-std::optional<Store> reopen_store() { return open("sqlite:" + last_path()); }
+std::optional<Store> reopen_store() {
+    return open("sqlite:" + last_path());
+}
 
 }  // namespace factstr::testing

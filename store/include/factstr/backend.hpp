@@ -45,7 +45,7 @@ struct BatchPage {
 };
 
 class Backend {
-public:
+  public:
     virtual ~Backend() = default;
 
     // A description for messages, e.g. "sqlite:/tmp/facts.db". Never contains a password.
@@ -91,12 +91,12 @@ public:
         commit_listener_ = std::move(listener);
     }
 
-protected:
+  protected:
     void notify_committed(SequenceNumber head) const {
         if (commit_listener_) commit_listener_(head);
     }
 
-private:
+  private:
     std::function<void(SequenceNumber)> commit_listener_;
 };
 

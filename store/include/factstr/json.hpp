@@ -19,7 +19,7 @@ namespace factstr::json {
 
 // A parsed JSON value, used for predicates (small, built once per query).
 class Value {
-public:
+  public:
     enum class Kind : std::uint8_t { null, boolean, int64, uint64, number, string, array, object };
 
     Kind kind = Kind::null;
@@ -28,8 +28,8 @@ public:
     std::uint64_t uint64 = 0;
     double number = 0;
     std::string string;
-    std::vector<Value> items;                             // array elements
-    std::vector<std::pair<std::string, Value>> members;   // object members, in text order
+    std::vector<Value> items;                            // array elements
+    std::vector<std::pair<std::string, Value>> members;  // object members, in text order
 
     // Parses JSON text. Throws InvalidInput(invalid_json) naming `what` on bad input.
     static Value parse(std::string_view text, std::string_view what);

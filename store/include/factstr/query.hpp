@@ -14,7 +14,7 @@
 namespace factstr {
 
 struct CompiledPredicate {
-    std::string text;                       // compact JSON text of the predicate
+    std::string text;  // compact JSON text of the predicate
     json::Value value;
     // Index keys of the predicate's top-level scalar members. A fact can only match when it
     // carries every one of them; empty when the predicate is not an object with scalars.
@@ -33,7 +33,7 @@ struct CompiledFilter {
 };
 
 class CompiledQuery {
-public:
+  public:
     // Validates and compiles. Throws InvalidInput(invalid_query / invalid_json) naming the
     // filter and predicate that is wrong.
     explicit CompiledQuery(const EventQuery& query);
@@ -54,7 +54,7 @@ public:
     // The query in its JSON form (see parse_event_query).
     std::string json() const;
 
-private:
+  private:
     std::vector<CompiledFilter> filters_;
     std::optional<SequenceNumber> min_sequence_number_;
 };

@@ -82,7 +82,7 @@ struct ConditionalAppendConflict {
 
 // Outcome of append_if: exactly one of an AppendResult or a ConditionalAppendConflict.
 class [[nodiscard]] AppendIfResult {
-public:
+  public:
     AppendIfResult(AppendResult committed) : outcome_(committed) {}
     AppendIfResult(ConditionalAppendConflict conflict) : outcome_(conflict) {}
 
@@ -95,7 +95,7 @@ public:
         return std::get_if<ConditionalAppendConflict>(&outcome_);
     }
 
-private:
+  private:
     std::variant<AppendResult, ConditionalAppendConflict> outcome_;
 };
 

@@ -33,25 +33,26 @@ constexpr std::size_t kMaxIndexedKeys = 255;
 // Append-only storage in fixed chunks: growing never moves existing elements.
 template <class T, std::size_t ChunkBits = 16>
 class ChunkedVector {
-public:
+  public:
     static constexpr std::size_t kChunk = std::size_t{1} << ChunkBits;
 
     std::size_t size() const { return size_; }
     T& operator[](std::size_t i) { return chunks_[i >> ChunkBits][i & (kChunk - 1)]; }
     const T& operator[](std::size_t i) const { return chunks_[i >> ChunkBits][i & (kChunk - 1)]; }
     void push_back(const T& value) {
-        if ((size_ & (kChunk - 1)) == 0) chunks_.push_back(std::make_unique_for_overwrite<T[]>(kChunk));
+        if ((size_ & (kChunk - 1)) == 0)
+            chunks_.push_back(std::make_unique_for_overwrite<T[]>(kChunk));
         (*this)[size_++] = value;
     }
     std::size_t bytes() const { return chunks_.size() * kChunk * sizeof(T); }
 
-private:
+  private:
     std::vector<std::unique_ptr<T[]>> chunks_;
     std::size_t size_ = 0;
 };
 
 class ByteArena {
-public:
+  public:
     static constexpr std::size_t kBlock = 1 << 20;
 
     // Every copy is followed by at least json::kParsePadding readable bytes, so payloads
@@ -75,7 +76,7 @@ public:
     }
     std::size_t bytes() const { return allocated_; }
 
-private:
+  private:
     std::vector<std::unique_ptr<char[]>> blocks_;
     std::vector<std::unique_ptr<char[]>> large_;
     std::size_t used_ = 0;
@@ -95,7 +96,7 @@ struct FactSlot {
 
 #pragma pack(push, 1)
 struct KeyLink {
-    std::uint32_t previous;     // position + 1 of the previous fact with this key, or kNone
+    std::uint32_t previous;      // position + 1 of the previous fact with this key, or kNone
     std::uint8_t previous_link;  // which of that fact's links continues the chain
 };
 #pragma pack(pop)
@@ -108,10 +109,10 @@ struct ChainHead {
 
 // Open-addressing table from (key, value) hash to the head of its chain.
 class KeyTable {
-public:
+  public:
     struct Entry {
-        std::uint64_t hash;           // 0 = empty slot
-        std::uint32_t head;           // position + 1
+        std::uint64_t hash;            // 0 = empty slot
+        std::uint32_t head;            // position + 1
         std::uint32_t count_and_link;  // count (saturating, 24 bits) << 8 | head link
         std::uint32_t count() const { return count_and_link >> 8; }
         std::uint8_t link() const { return count_and_link & 0xff; }
@@ -141,7 +142,7 @@ public:
 
     std::size_t bytes() const { return entries_.size() * sizeof(Entry); }
 
-private:
+  private:
     static std::uint64_t normalize(std::uint64_t hash) { return hash == 0 ? 1 : hash; }
 
     void grow() {
@@ -151,7 +152,8 @@ private:
         for (const Entry& e : old) {
             if (e.hash == 0) continue;
             std::size_t i = e.hash & mask_;
-            while (entries_[i].hash != 0) i = (i + 1) & mask_;
+            while (entries_[i].hash != 0)
+                i = (i + 1) & mask_;
             entries_[i] = e;
         }
     }
@@ -179,8 +181,8 @@ struct Chain {
 };
 
 struct Plan {
-    bool scan = false;           // verify every fact in range
-    std::vector<Chain> chains;   // otherwise: the union of these chains
+    bool scan = false;          // verify every fact in range
+    std::vector<Chain> chains;  // otherwise: the union of these chains
     std::uint64_t chain_cost = 0;
     // When every live filter names event types: the accepted type ids (prefilter for scans).
     std::vector<bool> accepted_types;
@@ -191,7 +193,7 @@ struct Plan {
 };
 
 class MemoryBackend final : public Backend {
-public:
+  public:
     std::string describe() const override { return "memory:"; }
 
     AppendResult append(std::vector<PreparedEvent>&& events) override {
@@ -220,7 +222,8 @@ public:
     QueryResult query(const CompiledQuery& query) override {
         std::shared_lock lock(mutex_);
         const std::size_t end = slots_.size();
-        const std::size_t after = std::min<std::size_t>(query.min_sequence_number().value_or(0), end);
+        const std::size_t after =
+            std::min<std::size_t>(query.min_sequence_number().value_or(0), end);
         QueryResult result;
         Plan plan = make_plan(query);
         for_each_match(query, plan, after, end, [&](std::size_t position) {
@@ -286,7 +289,8 @@ public:
     std::vector<DurableCursorInfo> cursors() override {
         std::lock_guard lock(cursor_mutex_);
         std::vector<DurableCursorInfo> out;
-        for (const auto& [name, info] : cursors_) out.push_back(info);
+        for (const auto& [name, info] : cursors_)
+            out.push_back(info);
         return out;
     }
 
@@ -298,7 +302,7 @@ public:
         return slots_.bytes() + links_.bytes() + payloads_.bytes() + keys_.bytes();
     }
 
-private:
+  private:
     AppendResult write(std::vector<PreparedEvent>& events) {
         const std::size_t first = slots_.size();
         if (first + events.size() >= std::numeric_limits<std::uint32_t>::max())
@@ -320,7 +324,8 @@ private:
             slot.type_id = type_id;
             slot.previous_same_type = type.head;
             slot.links_begin = links_.size();
-            const std::size_t key_count = std::min(event.payload.index_keys.size(), kMaxIndexedKeys);
+            const std::size_t key_count =
+                std::min(event.payload.index_keys.size(), kMaxIndexedKeys);
             slot.key_count = key_count;
             for (std::size_t k = 0; k < key_count; ++k) {
                 KeyTable::Entry& entry = keys_.find_or_insert(event.payload.index_keys[k]);
@@ -496,15 +501,15 @@ private:
     }
 
     SequenceNumber batch_end_of(std::size_t position) const {
-        while (!slots_[position].batch_end) ++position;
+        while (!slots_[position].batch_end)
+            ++position;
         return position + 1;
     }
 
     EventRecord record_at(std::size_t position) const {
         const FactSlot& slot = slots_[position];
         return EventRecord{position + 1, Timestamp(std::chrono::microseconds(slot.occurred_at_us)),
-                           types_[slot.type_id].name,
-                           std::string(slot.payload, slot.payload_size)};
+                           types_[slot.type_id].name, std::string(slot.payload, slot.payload_size)};
     }
 
     mutable std::shared_mutex mutex_;
@@ -523,7 +528,9 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Backend> make_memory_backend() { return std::make_unique<MemoryBackend>(); }
+std::unique_ptr<Backend> make_memory_backend() {
+    return std::make_unique<MemoryBackend>();
+}
 
 std::size_t memory_backend_bytes(const Backend& backend) {
     if (auto* memory = dynamic_cast<const MemoryBackend*>(&backend)) return memory->memory_bytes();

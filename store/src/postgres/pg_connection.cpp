@@ -20,7 +20,9 @@ std::string trim(std::string text) {
     return out;
 }
 
-bool is_lost(PGconn* conn) { return conn == nullptr || PQstatus(conn) != CONNECTION_OK; }
+bool is_lost(PGconn* conn) {
+    return conn == nullptr || PQstatus(conn) != CONNECTION_OK;
+}
 
 // Server notices (and the FATAL message of a terminated session) are not printed to stderr;
 // failures reach the caller as exceptions.
@@ -37,9 +39,9 @@ Conninfo Conninfo::parse(std::string_view conninfo) {
     if (!options) {
         std::string message = error ? trim(error) : "out of memory";
         if (error) PQfreemem(error);
-        throw InvalidInput(ErrorCode::invalid_argument,
-                           "invalid PostgreSQL connection string '" + redact_raw_conninfo(conninfo) +
-                               "': " + redact_raw_conninfo(message));
+        throw InvalidInput(ErrorCode::invalid_argument, "invalid PostgreSQL connection string '" +
+                                                            redact_raw_conninfo(conninfo) +
+                                                            "': " + redact_raw_conninfo(message));
     }
     Conninfo info;
     for (PQconninfoOption* o = options; o->keyword; ++o) {
@@ -100,27 +102,32 @@ std::string redact_raw_conninfo(std::string_view conninfo) {
         const auto at = text.rfind('@', end);
         if (at != std::string::npos && at >= start) {
             const auto colon = text.find(':', start);
-            if (colon != std::string::npos && colon < at) text.replace(colon + 1, at - colon - 1, "***");
+            if (colon != std::string::npos && colon < at)
+                text.replace(colon + 1, at - colon - 1, "***");
         }
     }
     // key=value form (also a URL query parameter): password=secret or password='se cret'.
     std::size_t from = 0;
     while ((from = text.find("password", from)) != std::string::npos) {
         std::size_t i = from + 8;
-        while (i < text.size() && text[i] == ' ') ++i;
+        while (i < text.size() && text[i] == ' ')
+            ++i;
         if (i >= text.size() || text[i] != '=') {
             from = i;
             continue;
         }
         ++i;
-        while (i < text.size() && text[i] == ' ') ++i;
+        while (i < text.size() && text[i] == ' ')
+            ++i;
         std::size_t end = i;
         if (end < text.size() && text[end] == '\'') {
             ++end;
-            while (end < text.size() && text[end] != '\'') end += text[end] == '\\' ? 2 : 1;
+            while (end < text.size() && text[end] != '\'')
+                end += text[end] == '\\' ? 2 : 1;
             end = std::min(end + 1, text.size());
         } else {
-            while (end < text.size() && text[end] != ' ' && text[end] != '&') ++end;
+            while (end < text.size() && text[end] != ' ' && text[end] != '&')
+                ++end;
         }
         text.replace(i, end - i, "***");
         from = i + 3;
@@ -130,7 +137,9 @@ std::string redact_raw_conninfo(std::string_view conninfo) {
 
 // ---- Connection ----------------------------------------------------------------------------
 
-Connection::Connection(const Conninfo& info) : info_(info) { connect(); }
+Connection::Connection(const Conninfo& info) : info_(info) {
+    connect();
+}
 
 Connection::~Connection() {
     if (conn_) PQfinish(conn_);
@@ -220,7 +229,8 @@ Result Connection::exec_params(const std::string& sql,
                                std::string_view doing) {
     std::vector<const char*> values;
     values.reserve(params.size());
-    for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+    for (const auto& p : params)
+        values.push_back(p ? p->c_str() : nullptr);
     Result result(PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr,
                                values.data(), nullptr, nullptr, 0));
     const auto status = result ? PQresultStatus(result.get()) : PGRES_FATAL_ERROR;
@@ -235,7 +245,8 @@ std::vector<Result> Connection::pipeline(const std::vector<Command>& commands,
     bool sent = true;
     for (const Command& command : commands) {
         std::vector<const char*> values;
-        for (const auto& p : command.params) values.push_back(p ? p->c_str() : nullptr);
+        for (const auto& p : command.params)
+            values.push_back(p ? p->c_str() : nullptr);
         if (PQsendQueryParams(conn_, command.sql.c_str(), static_cast<int>(values.size()), nullptr,
                               values.data(), nullptr, nullptr, 0) != 1) {
             sent = false;
@@ -248,8 +259,8 @@ std::vector<Result> Connection::pipeline(const std::vector<Command>& commands,
         PQfinish(conn_);
         conn_ = nullptr;
         throw PgError(ErrorCode::connection_failure,
-                      info_.description() + ": " + std::string(doing) + " failed: cannot send", true,
-                      "");
+                      info_.description() + ": " + std::string(doing) + " failed: cannot send",
+                      true, "");
     }
     Result first_error;
     for (std::size_t i = 0; i < commands.size(); ++i) {
@@ -297,8 +308,9 @@ std::int64_t get_int(const PGresult* result, int row, int column) {
     std::int64_t value = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (ec != std::errc() || end != text.data() + text.size())
-        throw StoreError(ErrorCode::corrupt_database,
-                         "postgres: expected an integer in a result, got '" + std::string(text) + "'");
+        throw StoreError(
+            ErrorCode::corrupt_database,
+            "postgres: expected an integer in a result, got '" + std::string(text) + "'");
     return value;
 }
 

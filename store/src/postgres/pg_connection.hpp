@@ -20,7 +20,7 @@ namespace factstr::postgres {
 // Parsed connection parameters (PQconninfoParse), kept as keyword/value pairs so that a
 // parameter (dbname) can be overridden, and described without the password.
 class Conninfo {
-public:
+  public:
     // Parses a libpq key=value string or a postgres:// / postgresql:// URL. Throws
     // InvalidInput(invalid_argument) with the password removed from the message.
     static Conninfo parse(std::string_view conninfo);
@@ -35,7 +35,7 @@ public:
 
     const std::vector<std::pair<std::string, std::string>>& parameters() const { return params_; }
 
-private:
+  private:
     void describe();
     std::vector<std::pair<std::string, std::string>> params_;
     std::string description_;
@@ -48,13 +48,15 @@ std::string redact_raw_conninfo(std::string_view conninfo);
 // Thrown for every PostgreSQL failure. `connection_lost` is set when the connection is
 // unusable (the next use resets it); `sqlstate` names the server's error, when there is one.
 class PgError : public StoreError {
-public:
+  public:
     PgError(ErrorCode code, const std::string& message, bool connection_lost, std::string sqlstate)
-        : StoreError(code, message), connection_lost_(connection_lost), sqlstate_(std::move(sqlstate)) {}
+        : StoreError(code, message),
+          connection_lost_(connection_lost),
+          sqlstate_(std::move(sqlstate)) {}
     bool connection_lost() const { return connection_lost_; }
     const std::string& sqlstate() const { return sqlstate_; }
 
-private:
+  private:
     bool connection_lost_;
     std::string sqlstate_;
 };
@@ -71,7 +73,7 @@ struct Command {
 };
 
 class Connection {
-public:
+  public:
     // Connects; throws PgError(connection_failure) when the server cannot be reached.
     explicit Connection(const Conninfo& info);
     ~Connection();
@@ -89,7 +91,8 @@ public:
     // Simple-protocol statement(s) without parameters; returns the last result.
     Result exec(const char* sql, std::string_view doing);
     // One statement with text parameters.
-    Result exec_params(const std::string& sql, const std::vector<std::optional<std::string>>& params,
+    Result exec_params(const std::string& sql,
+                       const std::vector<std::optional<std::string>>& params,
                        std::string_view doing);
     // Sends every command in one round trip (pipeline mode) and returns their results in
     // order. Throws at the first failing command (the others are not applied).
@@ -100,7 +103,7 @@ public:
 
     [[noreturn]] void fail(const PGresult* result, std::string_view doing);
 
-private:
+  private:
     void connect();
     Conninfo info_;
     PGconn* conn_ = nullptr;
@@ -109,7 +112,8 @@ private:
 // Parsing of text-format result values.
 std::int64_t get_int(const PGresult* result, int row, int column);
 inline std::string_view get_text(const PGresult* result, int row, int column) {
-    return {PQgetvalue(result, row, column), static_cast<std::size_t>(PQgetlength(result, row, column))};
+    return {PQgetvalue(result, row, column),
+            static_cast<std::size_t>(PQgetlength(result, row, column))};
 }
 
 // Appends `text` as an element of a PostgreSQL array literal ("…", with " and \ escaped).

@@ -32,9 +32,9 @@
 #include <set>
 #include <type_traits>
 
+#include "../group_commit.hpp"
 #include "factstr/backend.hpp"
 #include "factstr/errors.hpp"
-#include "../group_commit.hpp"
 #include "pg_connection.hpp"
 
 namespace factstr {
@@ -77,12 +77,15 @@ constexpr const char* kBeginRead =
     " SELECT coalesce(max(sequence_number), 0) FROM facts";
 constexpr const char* kInsert =
     "WITH h AS (SELECT coalesce(max(sequence_number), 0) AS m FROM facts),"
-    " ins AS (INSERT INTO facts (" FACT_COLUMNS ")"
+    " ins AS (INSERT INTO facts (" FACT_COLUMNS
+    ")"
     " SELECT h.m + u.o, u.a, u.t, u.p, h.m + u.b FROM h,"
-    " unnest($2::text[], $3::text[], $4::bigint[], $1::bigint[]) WITH ORDINALITY AS u(t, p, b, a, o))"
+    " unnest($2::text[], $3::text[], $4::bigint[], $1::bigint[]) WITH ORDINALITY AS u(t, p, b, a, "
+    "o))"
     " SELECT h.m, pg_notify('factstr_commits', (h.m + $5::bigint)::text) FROM h";
 constexpr const char* kBatchLastAt = "SELECT batch_last FROM facts WHERE sequence_number = $1";
-constexpr const char* kScanWindow = "SELECT " FACT_COLUMNS
+constexpr const char* kScanWindow =
+    "SELECT " FACT_COLUMNS
     " FROM facts WHERE sequence_number > $1 AND sequence_number <= $2 ORDER BY sequence_number";
 constexpr const char* kLoadCursor = "SELECT position FROM durable_streams WHERE name = $1";
 constexpr const char* kSaveCursor =
@@ -100,7 +103,9 @@ std::int64_t now_micros() {
         .count();
 }
 
-std::string num(std::uint64_t value) { return std::to_string(value); }
+std::string num(std::uint64_t value) {
+    return std::to_string(value);
+}
 
 struct Row {
     SequenceNumber sequence_number;
@@ -155,9 +160,15 @@ std::optional<std::string> containment(const CompiledPredicate& predicate) {
         if (duplicate) continue;
         std::string literal;
         switch (member.kind) {
-            case json::Value::Kind::null: literal = "null"; break;
-            case json::Value::Kind::boolean: literal = member.boolean ? "true" : "false"; break;
-            case json::Value::Kind::string: json::append_quoted(literal, member.string); break;
+            case json::Value::Kind::null:
+                literal = "null";
+                break;
+            case json::Value::Kind::boolean:
+                literal = member.boolean ? "true" : "false";
+                break;
+            case json::Value::Kind::string:
+                json::append_quoted(literal, member.string);
+                break;
             case json::Value::Kind::int64:
                 if (member.int64 >= -9007199254740992LL && member.int64 <= 9007199254740992LL)
                     literal = std::to_string(member.int64);
@@ -170,7 +181,8 @@ std::optional<std::string> containment(const CompiledPredicate& predicate) {
                     std::trunc(member.number) == member.number)
                     literal = std::to_string(static_cast<std::int64_t>(member.number));
                 break;
-            default: break;
+            default:
+                break;
         }
         if (literal.empty()) continue;
         if (any) out += ',';
@@ -232,8 +244,8 @@ Plan make_plan(const CompiledQuery& query) {
 // highest sequence number: bounds that exclude nothing are left out, so that the planner
 // does not mistake them for selective conditions (on a table without statistics it
 // otherwise scans the primary key and filters every fact).
-Command leaf_command(const Leaf& leaf, SequenceNumber after, SequenceNumber end, SequenceNumber head,
-                     bool descending) {
+Command leaf_command(const Leaf& leaf, SequenceNumber after, SequenceNumber end,
+                     SequenceNumber head, bool descending) {
     Command command;
     command.sql = "SELECT " FACT_COLUMNS " FROM facts WHERE true";
     auto add = [&](std::string value) {
@@ -245,27 +257,30 @@ Command leaf_command(const Leaf& leaf, SequenceNumber after, SequenceNumber end,
     if (leaf.type) command.sql += " AND event_type = " + add(*leaf.type);
     if (leaf.contains)
         command.sql += " AND factstr_payload_index(payload) @> " + add(*leaf.contains) + "::jsonb";
-    command.sql += descending ? " ORDER BY sequence_number DESC LIMIT " + std::to_string(kDescendingPage)
-                              : " ORDER BY sequence_number";
+    command.sql += descending
+                       ? " ORDER BY sequence_number DESC LIMIT " + std::to_string(kDescendingPage)
+                       : " ORDER BY sequence_number";
     return command;
 }
 
 void refuse_nul(std::string_view text, std::string_view what) {
     if (text.find('\0') != std::string_view::npos)
-        throw InvalidInput(ErrorCode::invalid_argument,
-                           std::string(what) + " contains a NUL character, which PostgreSQL cannot store");
+        throw InvalidInput(
+            ErrorCode::invalid_argument,
+            std::string(what) + " contains a NUL character, which PostgreSQL cannot store");
 }
 
 class PostgresBackend final : public Backend {
-public:
+  public:
     PostgresBackend(Conninfo info, int poll_interval_ms)
         : info_(std::move(info)), poll_interval_ms_(std::max(1, poll_interval_ms)) {
         with_connection([&](Connection& c) {
             ensure_schema(c);
             // The log size at the last ANALYZE (reltuples is -1 before the first one).
-            Result r = c.exec("SELECT greatest(reltuples, 0)::bigint FROM pg_class"
-                              " WHERE oid = 'facts'::regclass",
-                              "reading the planner's statistics");
+            Result r = c.exec(
+                "SELECT greatest(reltuples, 0)::bigint FROM pg_class"
+                " WHERE oid = 'facts'::regclass",
+                "reading the planner's statistics");
             if (PQntuples(r.get()) == 1)
                 analyzed_head_.store(static_cast<SequenceNumber>(get_int(r.get(), 0, 0)));
             return 0;
@@ -323,16 +338,17 @@ public:
             if (after >= end) return page;
             // Bound the work of one page by a window of sequence numbers, widened to the end
             // of the batch it cuts into.
-            const SequenceNumber window =
-                filter.matches_all() ? std::max<SequenceNumber>(max_facts, 1)
-                                     : std::max<SequenceNumber>(max_facts * 16, 65536);
+            const SequenceNumber window = filter.matches_all()
+                                              ? std::max<SequenceNumber>(max_facts, 1)
+                                              : std::max<SequenceNumber>(max_facts * 16, 65536);
             SequenceNumber window_end = end;
             if (end - after > window) window_end = batch_last_at(c, after + window);
             page.scanned_through = window_end;
             const Plan plan = make_plan(filter);
             std::size_t collected = 0;
             for (Row& row : collect(c, plan, filter, after, window_end, end)) {
-                if (page.batches.empty() || page.batches.back().last_sequence_number != row.batch_last) {
+                if (page.batches.empty() ||
+                    page.batches.back().last_sequence_number != row.batch_last) {
                     if (collected >= max_facts && !page.batches.empty()) {
                         page.scanned_through = page.batches.back().last_sequence_number;
                         break;
@@ -356,7 +372,8 @@ public:
 
     std::optional<std::uint64_t> storage_bytes() override {
         return with_connection([&](Connection& c) {
-            Result r = c.exec("SELECT pg_database_size(current_database())", "reading the database size");
+            Result r =
+                c.exec("SELECT pg_database_size(current_database())", "reading the database size");
             return std::optional<std::uint64_t>(static_cast<std::uint64_t>(get_int(r.get(), 0, 0)));
         });
     }
@@ -429,7 +446,7 @@ public:
         return head();
     }
 
-private:
+  private:
     // ---- schema --------------------------------------------------------------------------
 
     void ensure_schema(Connection& c) {
@@ -479,10 +496,12 @@ private:
         }
         std::string format, version;
         try {
-            Result rows = c.exec("SELECT key::text, value::text FROM factstr_meta", "reading factstr_meta");
+            Result rows =
+                c.exec("SELECT key::text, value::text FROM factstr_meta", "reading factstr_meta");
             for (int i = 0; i < PQntuples(rows.get()); ++i) {
                 if (get_text(rows.get(), i, 0) == "format") format = get_text(rows.get(), i, 1);
-                if (get_text(rows.get(), i, 0) == "schema_version") version = get_text(rows.get(), i, 1);
+                if (get_text(rows.get(), i, 0) == "schema_version")
+                    version = get_text(rows.get(), i, 1);
             }
         } catch (const PgError& e) {
             if (e.connection_lost()) throw;
@@ -563,13 +582,15 @@ private:
         if (after >= end) return rows;
         for (const Leaf& leaf : plan.leaves) {
             Command command = leaf_command(leaf, after, end, head, false);
-            if (!leaf.type && !leaf.contains) command = Command{kScanWindow, {num(after), num(end)}};
+            if (!leaf.type && !leaf.contains)
+                command = Command{kScanWindow, {num(after), num(end)}};
             Result r = c.exec_params(command.sql, command.params, "reading facts");
             const int n = PQntuples(r.get());
             rows.reserve(rows.size() + static_cast<std::size_t>(n));
             const bool check = !query.matches_all();
             for (int i = 0; i < n; ++i) {
-                if (check && !query.matches(get_text(r.get(), i, 2), get_text(r.get(), i, 3))) continue;
+                if (check && !query.matches(get_text(r.get(), i, 2), get_text(r.get(), i, 3)))
+                    continue;
                 rows.push_back(read_row(r.get(), i));
             }
         }
@@ -595,7 +616,8 @@ private:
             SequenceNumber upper = end;
             while (upper > best) {
                 Command command = leaf_command(leaf, best, upper, head, true);
-                Result r = c.exec_params(command.sql, command.params, "reading the context version");
+                Result r =
+                    c.exec_params(command.sql, command.params, "reading the context version");
                 const int n = PQntuples(r.get());
                 bool found = false;
                 for (int i = 0; i < n; ++i) {
@@ -639,7 +661,8 @@ private:
     // ---- writing -------------------------------------------------------------------------
 
     static void check_events(const std::vector<PreparedEvent>& events) {
-        for (const PreparedEvent& event : events) refuse_nul(event.event_type, "an event type");
+        for (const PreparedEvent& event : events)
+            refuse_nul(event.event_type, "an event type");
     }
 
     void submit(WriteRequest& request) {
@@ -683,7 +706,8 @@ private:
                         }
                     return 0;
                 }
-                if (!commit_sent && e.connection_lost() && attempt == 0) continue;  // nothing written
+                if (!commit_sent && e.connection_lost() && attempt == 0)
+                    continue;  // nothing written
                 writer_->rollback_quietly();
                 fail_all(group, std::current_exception());
                 return 0;
@@ -704,10 +728,10 @@ private:
 
     SequenceNumber write_group(std::vector<WriteRequest*>& group, bool& commit_sent) {
         Connection& c = *writer_;
-        const bool conditional =
-            std::any_of(group.begin(), group.end(), [](WriteRequest* r) { return r->context != nullptr; });
-        std::vector<Command> commands{{"BEGIN", {}},
-                                      {"SELECT pg_advisory_xact_lock(" FACTSTR_APPEND_LOCK ")", {}}};
+        const bool conditional = std::any_of(group.begin(), group.end(),
+                                             [](WriteRequest* r) { return r->context != nullptr; });
+        std::vector<Command> commands{
+            {"BEGIN", {}}, {"SELECT pg_advisory_xact_lock(" FACTSTR_APPEND_LOCK ")", {}}};
         SequenceNumber db_head = 0;
         if (conditional) {
             commands.push_back({kHead, {}});
@@ -737,7 +761,8 @@ private:
                         }
                     }
                 }
-                if (!actual) actual = highest_match(c, make_plan(context), context, db_head, db_head);
+                if (!actual)
+                    actual = highest_match(c, make_plan(context), context, db_head, db_head);
                 if (actual != request->expected) {
                     request->result = ConditionalAppendConflict{request->expected, actual};
                     continue;
@@ -770,8 +795,9 @@ private:
         payloads += '}';
         lasts += '}';
         occurred += '}';
-        commands.push_back(Command{kInsert, {std::move(occurred), std::move(types),
-                                             std::move(payloads), std::move(lasts), num(total)}});
+        commands.push_back(Command{kInsert,
+                                   {std::move(occurred), std::move(types), std::move(payloads),
+                                    std::move(lasts), num(total)}});
         auto results = c.pipeline(commands, "appending");
         const auto base = static_cast<SequenceNumber>(get_int(results.back().get(), 0, 0));
         if (conditional && base != db_head)
@@ -806,7 +832,9 @@ private:
 
 bool valid_database_name(std::string_view name) {
     if (name.empty() || name.size() > 63) return false;
-    auto letter = [](char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; };
+    auto letter = [](char c) {
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+    };
     if (!letter(name[0])) return false;
     return std::all_of(name.begin(), name.end(),
                        [&](char c) { return letter(c) || (c >= '0' && c <= '9'); });
@@ -840,8 +868,9 @@ std::unique_ptr<Backend> bootstrap_postgres(std::string_view server_url,
                                  {std::string(database_name)}, "looking up the database");
         if (PQntuples(r.get()) == 0) {
             // The name is validated above: quoting it as an identifier is safe.
-            const std::string create = "CREATE DATABASE \"" + std::string(database_name) +
-                                       "\" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'";
+            const std::string create =
+                "CREATE DATABASE \"" + std::string(database_name) +
+                "\" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'";
             try {
                 c.exec(create.c_str(), "creating the database");
             } catch (const PgError& e) {

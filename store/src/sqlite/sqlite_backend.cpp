@@ -27,9 +27,9 @@
 #include <type_traits>
 #include <unordered_map>
 
+#include "../group_commit.hpp"
 #include "factstr/backend.hpp"
 #include "factstr/errors.hpp"
-#include "../group_commit.hpp"
 #include "sqlite_connection.hpp"
 
 namespace factstr {
@@ -74,15 +74,18 @@ constexpr const char* kBeginImmediate = "BEGIN IMMEDIATE";
 constexpr const char* kCommit = "COMMIT";
 constexpr const char* kRollback = "ROLLBACK";
 constexpr const char* kHead = "SELECT max(sequence_number) FROM facts";
-constexpr const char* kScanAsc = "SELECT " FACT_COLUMNS
+constexpr const char* kScanAsc =
+    "SELECT " FACT_COLUMNS
     " FROM facts WHERE sequence_number > ?1 AND sequence_number <= ?2 ORDER BY sequence_number";
 constexpr const char* kScanDesc = "SELECT " FACT_COLUMNS
-    " FROM facts WHERE sequence_number > ?1 AND sequence_number <= ?2"
-    " ORDER BY sequence_number DESC";
-constexpr const char* kTypeAsc = "SELECT " FACT_COLUMNS
+                                  " FROM facts WHERE sequence_number > ?1 AND sequence_number <= ?2"
+                                  " ORDER BY sequence_number DESC";
+constexpr const char* kTypeAsc =
+    "SELECT " FACT_COLUMNS
     " FROM facts WHERE type_id = ?3 AND sequence_number > ?1 AND sequence_number <= ?2"
     " ORDER BY sequence_number";
-constexpr const char* kTypeDesc = "SELECT " FACT_COLUMNS
+constexpr const char* kTypeDesc =
+    "SELECT " FACT_COLUMNS
     " FROM facts WHERE type_id = ?3 AND sequence_number > ?1 AND sequence_number <= ?2"
     " ORDER BY sequence_number DESC";
 constexpr const char* kKeyAsc =
@@ -149,14 +152,14 @@ struct Plan {
 };
 
 class SqliteBackend final : public Backend {
-public:
+  public:
     explicit SqliteBackend(SqliteOptions options) : options_(std::move(options)) {
         refuse_foreign_file();
         writer_ = open_connection(SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
         ensure_schema(*writer_);
         writer_->exec("PRAGMA journal_mode=WAL");
         writer_->exec(options_.sync == SqliteOptions::Sync::full ? "PRAGMA synchronous=FULL"
-                                                                  : "PRAGMA synchronous=NORMAL");
+                                                                 : "PRAGMA synchronous=NORMAL");
     }
 
     std::string describe() const override { return "sqlite:" + options_.path; }
@@ -308,11 +311,12 @@ public:
         return head_on(*poller_);
     }
 
-private:
+  private:
     // ---- opening -------------------------------------------------------------------------
 
     std::unique_ptr<Connection> open_connection(int flags) {
-        auto connection = std::make_unique<Connection>(options_.path, flags, options_.busy_timeout_ms);
+        auto connection =
+            std::make_unique<Connection>(options_.path, flags, options_.busy_timeout_ms);
         connection->exec("PRAGMA cache_size=-32768");
         return connection;
     }
@@ -348,9 +352,10 @@ private:
     bool validate_existing(Connection& db) {
         std::vector<std::string> tables;
         {
-            Resetting list(db.statement(
-                "SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name"));
-            while (list->step()) tables.emplace_back(list->text(0));
+            Resetting list(
+                db.statement("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name"));
+            while (list->step())
+                tables.emplace_back(list->text(0));
         }
         if (tables.empty()) return false;
         if (std::find(tables.begin(), tables.end(), "factstr_meta") == tables.end()) {
@@ -371,14 +376,14 @@ private:
             }
         }
         if (format != "factstr")
-            throw StoreError(ErrorCode::schema_mismatch,
-                             "sqlite:" + options_.path + " is not a factstr store (format '" +
-                                 format + "'); it was left untouched");
+            throw StoreError(ErrorCode::schema_mismatch, "sqlite:" + options_.path +
+                                                             " is not a factstr store (format '" +
+                                                             format + "'); it was left untouched");
         if (version != std::to_string(kSchemaVersion))
             throw StoreError(ErrorCode::schema_mismatch,
                              "sqlite:" + options_.path + " has factstr schema version " + version +
-                                 ", this build reads version " +
-                                 std::to_string(kSchemaVersion) + "; it was left untouched");
+                                 ", this build reads version " + std::to_string(kSchemaVersion) +
+                                 "; it was left untouched");
         return true;
     }
 
@@ -386,7 +391,7 @@ private:
 
     // A read transaction: every statement inside sees one snapshot.
     class ReadTransaction {
-    public:
+      public:
         explicit ReadTransaction(Connection& db) : db_(db) { db_.statement(kBegin).run(); }
         ~ReadTransaction() {
             try {
@@ -396,7 +401,7 @@ private:
             }
         }
 
-    private:
+      private:
         Connection& db_;
     };
 
@@ -464,7 +469,8 @@ private:
         };
         thread_local LastType last;
         const std::uint64_t generation = types_generation_.load(std::memory_order_acquire);
-        if (last.name && last.instance == instance_ && last.generation == generation && last.id == id)
+        if (last.name && last.instance == instance_ && last.generation == generation &&
+            last.id == id)
             return *last.name;
         const std::string& name = type_name_uncached(db, id);
         last = LastType{instance_, generation, id, &name};
@@ -480,9 +486,9 @@ private:
         Resetting find(db.statement(kTypeById));
         find->bind(1, id);
         if (!find->step())
-            throw StoreError(ErrorCode::corrupt_database,
-                             describe() + ": a fact refers to unknown event type id " +
-                                 std::to_string(id));
+            throw StoreError(
+                ErrorCode::corrupt_database,
+                describe() + ": a fact refers to unknown event type id " + std::to_string(id));
         std::string name(find->text(0));
         return remember_type(id, name);
     }
@@ -524,7 +530,8 @@ private:
                     plan.leaves.push_back(Leaf{Leaf::Kind::key, rarest_key(db, p.index_keys)});
             } else if (filter.event_types) {
                 for (const std::string& name : *filter.event_types)
-                    if (auto id = type_id(db, name)) plan.leaves.push_back(Leaf{Leaf::Kind::type, *id});
+                    if (auto id = type_id(db, name))
+                        plan.leaves.push_back(Leaf{Leaf::Kind::type, *id});
             } else {
                 return Plan{{Leaf{Leaf::Kind::scan}}};
             }
@@ -559,9 +566,12 @@ private:
 
     Statement& leaf_statement(Connection& db, const Leaf& leaf, bool descending) {
         switch (leaf.kind) {
-            case Leaf::Kind::scan: return db.statement(descending ? kScanDesc : kScanAsc);
-            case Leaf::Kind::type: return db.statement(descending ? kTypeDesc : kTypeAsc);
-            case Leaf::Kind::key: return db.statement(descending ? kKeyDesc : kKeyAsc);
+            case Leaf::Kind::scan:
+                return db.statement(descending ? kScanDesc : kScanAsc);
+            case Leaf::Kind::type:
+                return db.statement(descending ? kTypeDesc : kTypeAsc);
+            case Leaf::Kind::key:
+                return db.statement(descending ? kKeyDesc : kKeyAsc);
         }
         return db.statement(kScanAsc);
     }
@@ -575,7 +585,8 @@ private:
         auto run = [&](const Leaf& leaf, SequenceNumber low, SequenceNumber high) {
             if (low >= high) return;
             Resetting leaf_rows(leaf_statement(db, leaf, false));
-            leaf_rows->bind(1, static_cast<std::int64_t>(low)).bind(2, static_cast<std::int64_t>(high));
+            leaf_rows->bind(1, static_cast<std::int64_t>(low))
+                .bind(2, static_cast<std::int64_t>(high));
             if (leaf.kind != Leaf::Kind::scan) leaf_rows->bind(3, leaf.value);
             while (leaf_rows->step()) {
                 Row row = read_row(*leaf_rows);
@@ -589,12 +600,15 @@ private:
                 continue;
             }
             run(leaf, after, std::min(end, indexed_through));
-            auto recent = recent_candidates(static_cast<std::uint64_t>(leaf.value), indexed_through, end);
+            auto recent =
+                recent_candidates(static_cast<std::uint64_t>(leaf.value), indexed_through, end);
             for (SequenceNumber seq : recent.sequence_numbers) {
                 if (seq <= after) continue;
-                if (auto row = fact_at(db, seq); row && verify(db, query, *row)) rows.push_back(std::move(*row));
+                if (auto row = fact_at(db, seq); row && verify(db, query, *row))
+                    rows.push_back(std::move(*row));
             }
-            for (auto [low, high] : recent.scan_ranges) run(scan, std::max(low, after), high);
+            for (auto [low, high] : recent.scan_ranges)
+                run(scan, std::max(low, after), high);
         }
         if (plan.leaves.size() > 1 || rows.size() > 1) {
             std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
@@ -626,7 +640,8 @@ private:
             low = std::max(low, best);
             if (low >= high) return;
             Resetting leaf_rows(leaf_statement(db, leaf, true));
-            leaf_rows->bind(1, static_cast<std::int64_t>(low)).bind(2, static_cast<std::int64_t>(high));
+            leaf_rows->bind(1, static_cast<std::int64_t>(low))
+                .bind(2, static_cast<std::int64_t>(high));
             if (leaf.kind != Leaf::Kind::scan) leaf_rows->bind(3, leaf.value);
             while (leaf_rows->step()) {
                 Row row = read_row(*leaf_rows);
@@ -642,10 +657,12 @@ private:
                 run(leaf, 0, end);
                 continue;
             }
-            auto recent = recent_candidates(static_cast<std::uint64_t>(leaf.value), indexed_through, end);
+            auto recent =
+                recent_candidates(static_cast<std::uint64_t>(leaf.value), indexed_through, end);
             for (auto it = recent.scan_ranges.rbegin(); it != recent.scan_ranges.rend(); ++it)
                 run(scan, it->first, it->second);
-            for (auto it = recent.sequence_numbers.rbegin(); it != recent.sequence_numbers.rend(); ++it) {
+            for (auto it = recent.sequence_numbers.rbegin(); it != recent.sequence_numbers.rend();
+                 ++it) {
                 if (*it <= best) break;
                 if (auto row = fact_at(db, *it); row && verify(db, query, *row)) {
                     best = *it;
@@ -663,9 +680,7 @@ private:
     void submit(WriteRequest& request) {
         group_commit_.submit(
             request, [this](std::vector<WriteRequest*>& group) { return commit_group(group); },
-            [this](SequenceNumber head) {
-                notify_committed(head);
-            });
+            [this](SequenceNumber head) { notify_committed(head); });
     }
 
     // Returns the new head when anything was committed, else 0.
@@ -701,7 +716,8 @@ private:
                     const std::int64_t type = intern_type(db, event.event_type, new_types);
                     Resetting insert(db.statement(kInsertFact));
                     insert->bind(1, static_cast<std::int64_t>(head))
-                        .bind(2, event.occurred_at ? event.occurred_at->time_since_epoch().count() : now)
+                        .bind(2, event.occurred_at ? event.occurred_at->time_since_epoch().count()
+                                                   : now)
                         .bind(3, type)
                         .bind(4, event.payload.compact)
                         .bind(5, static_cast<std::int64_t>(last));
@@ -749,10 +765,12 @@ private:
         }
         if (tail_.base > indexed_through || tail_.seen >= end) return;
         Resetting rows(db.statement(kPayloadsAsc));
-        rows->bind(1, static_cast<std::int64_t>(tail_.seen)).bind(2, static_cast<std::int64_t>(end));
+        rows->bind(1, static_cast<std::int64_t>(tail_.seen))
+            .bind(2, static_cast<std::int64_t>(end));
         while (rows->step()) {
             const auto seq = static_cast<SequenceNumber>(rows->integer(0));
-            for (std::uint64_t key : json::index_keys_of(rows->text(1))) tail_.keys[key].push_back(seq);
+            for (std::uint64_t key : json::index_keys_of(rows->text(1)))
+                tail_.keys[key].push_back(seq);
         }
         tail_.seen = end;
     }
@@ -766,7 +784,8 @@ private:
             if (!request->result || !request->result->committed()) continue;
             SequenceNumber seq = request->result->append_result()->first_sequence_number;
             for (const PreparedEvent& event : *request->events) {
-                for (std::uint64_t key : event.payload.index_keys) tail_.keys[key].push_back(seq);
+                for (std::uint64_t key : event.payload.index_keys)
+                    tail_.keys[key].push_back(seq);
                 ++seq;
             }
         }
@@ -788,7 +807,8 @@ private:
                 std::vector<std::pair<std::uint64_t, SequenceNumber>> entries;
                 {
                     Resetting rows(db.statement(kPayloadsAsc));
-                    rows->bind(1, static_cast<std::int64_t>(from)).bind(2, static_cast<std::int64_t>(to));
+                    rows->bind(1, static_cast<std::int64_t>(from))
+                        .bind(2, static_cast<std::int64_t>(to));
                     while (rows->step()) {
                         const auto seq = static_cast<SequenceNumber>(rows->integer(0));
                         for (std::uint64_t key : json::index_keys_of(rows->text(1)))
@@ -802,7 +822,8 @@ private:
                 });
                 for (const auto& [key, seq] : entries) {
                     Resetting index(db.statement(kInsertKey));
-                    index->bind(1, static_cast<std::int64_t>(key)).bind(2, static_cast<std::int64_t>(seq));
+                    index->bind(1, static_cast<std::int64_t>(key))
+                        .bind(2, static_cast<std::int64_t>(seq));
                     index->run();
                 }
                 Resetting set(db.statement(kSetIndexedThrough));
@@ -820,7 +841,7 @@ private:
     // `end`: the tail map's entries, plus ranges the map does not cover (another snapshot's
     // fold, or this write transaction's own inserts) whose every fact is a candidate.
     struct RecentCandidates {
-        std::vector<SequenceNumber> sequence_numbers;                       // ascending
+        std::vector<SequenceNumber> sequence_numbers;                        // ascending
         std::vector<std::pair<SequenceNumber, SequenceNumber>> scan_ranges;  // (low, high]
     };
 
@@ -902,7 +923,8 @@ private:
 
 std::unique_ptr<Backend> make_sqlite_backend(SqliteOptions options) {
     if (options.path.empty())
-        throw InvalidInput(ErrorCode::invalid_argument, "sqlite: needs a file path, e.g. sqlite:./facts.db");
+        throw InvalidInput(ErrorCode::invalid_argument,
+                           "sqlite: needs a file path, e.g. sqlite:./facts.db");
     return std::make_unique<sqlite::SqliteBackend>(std::move(options));
 }
 

@@ -10,7 +10,8 @@ void throw_sqlite(sqlite3* db, int rc, std::string_view doing, const std::string
         case SQLITE_NOTADB:
             throw StoreError(ErrorCode::corrupt_database,
                              message + " (the file is corrupt or not a SQLite database)");
-        default: throw StoreError(ErrorCode::storage_failure, message);
+        default:
+            throw StoreError(ErrorCode::storage_failure, message);
     }
 }
 

@@ -13,10 +13,11 @@
 
 namespace factstr::sqlite {
 
-[[noreturn]] void throw_sqlite(sqlite3* db, int rc, std::string_view doing, const std::string& path);
+[[noreturn]] void throw_sqlite(sqlite3* db, int rc, std::string_view doing,
+                               const std::string& path);
 
 class Statement {
-public:
+  public:
     Statement() = default;
     Statement(sqlite3_stmt* stmt, sqlite3* db, const std::string* path)
         : stmt_(stmt), db_(db), path_(path) {}
@@ -63,7 +64,7 @@ public:
         return {data ? data : "", static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column))};
     }
 
-private:
+  private:
     void check(int rc, std::string_view doing) {
         if (rc != SQLITE_OK) throw_sqlite(db_, rc, doing, *path_);
     }
@@ -74,18 +75,18 @@ private:
 
 // Resets a statement when the scope ends, however it ends.
 class Resetting {
-public:
+  public:
     explicit Resetting(Statement& statement) : statement_(statement) {}
     ~Resetting() { statement_.reset(); }
     Statement* operator->() { return &statement_; }
     Statement& operator*() { return statement_; }
 
-private:
+  private:
     Statement& statement_;
 };
 
 class Connection {
-public:
+  public:
     Connection(const std::string& path, int flags, int busy_timeout_ms);
     ~Connection();
     Connection(const Connection&) = delete;
@@ -97,7 +98,7 @@ public:
     sqlite3* handle() { return db_; }
     const std::string& path() const { return path_; }
 
-private:
+  private:
     std::string path_;
     sqlite3* db_ = nullptr;
     std::map<const char*, Statement> statements_;

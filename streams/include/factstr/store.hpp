@@ -28,7 +28,7 @@ using Batch = std::vector<EventRecord>;
 // Reports the end of an asynchronous handler's work on one batch. Call exactly once, from
 // any thread. A Completion destroyed without being called counts as a failure.
 class Completion {
-public:
+  public:
     Completion(std::shared_ptr<detail::SubscriptionState> state, SequenceNumber batch_end);
     Completion(Completion&&) noexcept;
     Completion& operator=(Completion&&) = delete;
@@ -38,7 +38,7 @@ public:
     void succeed() { finish(true, {}); }
     void fail(std::string reason) { finish(false, std::move(reason)); }
 
-private:
+  private:
     void finish(bool success, std::string reason);
     std::shared_ptr<detail::SubscriptionState> state_;
     SequenceNumber batch_end_;
@@ -48,13 +48,13 @@ private:
 // returning void or bool: returning normally (or true) is success; false or an exception is
 // failure. Use StreamHandler::async for handlers that finish later.
 class StreamHandler {
-public:
+  public:
     using AsyncFn = std::function<void(const Batch&, Completion)>;
 
     template <class F>
-        requires std::invocable<F&, const Batch&> &&
-                 (!std::same_as<std::remove_cvref_t<F>, StreamHandler>)
-    StreamHandler(F handler)  // NOLINT: implicit on purpose, so lambdas can be passed
+    requires std::invocable<F&, const Batch&> &&
+        (!std::same_as<std::remove_cvref_t<F>, StreamHandler>)
+            StreamHandler(F handler)  // NOLINT: implicit on purpose, so lambdas can be passed
         : fn_([h = std::move(handler)](const Batch& batch, Completion done) mutable {
               try {
                   if constexpr (std::is_same_v<std::invoke_result_t<F&, const Batch&>, bool>) {
@@ -80,14 +80,14 @@ public:
 
     const AsyncFn& fn() const { return fn_; }
 
-private:
+  private:
     StreamHandler(AsyncFn fn, int) : fn_(std::move(fn)) {}
     AsyncFn fn_;
 };
 
 // A registered stream. Destroying the handle does NOT unsubscribe; call unsubscribe().
 class Subscription {
-public:
+  public:
     Subscription() = default;
     explicit Subscription(std::shared_ptr<detail::SubscriptionState> state);
 
@@ -101,7 +101,7 @@ public:
     // The last sequence number this stream has fully handled or skipped.
     SequenceNumber position() const;
 
-private:
+  private:
     std::shared_ptr<detail::SubscriptionState> state_;
 };
 
@@ -111,7 +111,7 @@ struct StoreOptions {
 };
 
 class Store {
-public:
+  public:
     // Takes ownership of a backend (see open_backend / make_memory_backend).
     explicit Store(std::unique_ptr<Backend> backend, StoreOptions options = {});
     Store(Store&&) noexcept;
@@ -171,7 +171,7 @@ public:
     // Further calls throw StoreError(closed).
     void close();
 
-private:
+  private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
