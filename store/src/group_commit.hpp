@@ -7,6 +7,7 @@
 #include <exception>
 #include <mutex>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "factstr/backend.hpp"
@@ -25,6 +26,20 @@ struct WriteRequest {
 
 class GroupCommit {
   public:
+    // Queues one append (context == nullptr) or append_if and returns its outcome.
+    template <class Commit, class AfterCommit>
+    AppendIfResult submit(std::vector<PreparedEvent>& events, const CompiledQuery* context,
+                          std::optional<SequenceNumber> expected, Commit&& commit,
+                          AfterCommit&& after_commit) {
+        WriteRequest request;
+        request.events = &events;
+        request.context = context;
+        request.expected = expected;
+        submit(request, std::forward<Commit>(commit), std::forward<AfterCommit>(after_commit));
+        return *request.result;
+    }
+
+  private:
     // Queues `request`. The first thread to find no commit in progress becomes the leader:
     // it calls `commit(group)` with every queued request (its own included), which fills in
     // each request's result or error and returns the new head (0 when nothing was written);
@@ -59,7 +74,6 @@ class GroupCommit {
         if (request.error) std::rethrow_exception(request.error);
     }
 
-  private:
     std::mutex mutex_;
     std::condition_variable changed_;
     std::vector<WriteRequest*> queue_;

@@ -291,21 +291,13 @@ class PostgresBackend final : public Backend {
 
     AppendResult append(std::vector<PreparedEvent>&& events) override {
         check_events(events);
-        WriteRequest request;
-        request.events = &events;
-        submit(request);
-        return *request.result->append_result();
+        return *submit(events, nullptr, std::nullopt).append_result();
     }
 
     AppendIfResult append_if(std::vector<PreparedEvent>&& events, const CompiledQuery& context,
                              std::optional<SequenceNumber> expected) override {
         check_events(events);
-        WriteRequest request;
-        request.events = &events;
-        request.context = &context;
-        request.expected = expected;
-        submit(request);
-        return *request.result;
+        return submit(events, &context, expected);
     }
 
     QueryResult query(const CompiledQuery& query) override {
@@ -665,9 +657,11 @@ class PostgresBackend final : public Backend {
             refuse_nul(event.event_type, "an event type");
     }
 
-    void submit(WriteRequest& request) {
-        group_commit_.submit(
-            request, [this](std::vector<WriteRequest*>& group) { return commit_group(group); },
+    AppendIfResult submit(std::vector<PreparedEvent>& events, const CompiledQuery* context,
+                          std::optional<SequenceNumber> expected) {
+        return group_commit_.submit(
+            events, context, expected,
+            [this](std::vector<WriteRequest*>& group) { return commit_group(group); },
             [this](SequenceNumber head) {
                 notify_committed(head);
                 refresh_statistics(head);

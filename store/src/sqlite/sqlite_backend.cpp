@@ -165,20 +165,12 @@ class SqliteBackend final : public Backend {
     std::string describe() const override { return "sqlite:" + options_.path; }
 
     AppendResult append(std::vector<PreparedEvent>&& events) override {
-        WriteRequest request;
-        request.events = &events;
-        submit(request);
-        return *request.result->append_result();
+        return *submit(events, nullptr, std::nullopt).append_result();
     }
 
     AppendIfResult append_if(std::vector<PreparedEvent>&& events, const CompiledQuery& context,
                              std::optional<SequenceNumber> expected) override {
-        WriteRequest request;
-        request.events = &events;
-        request.context = &context;
-        request.expected = expected;
-        submit(request);
-        return *request.result;
+        return submit(events, &context, expected);
     }
 
     QueryResult query(const CompiledQuery& query) override {
@@ -677,9 +669,11 @@ class SqliteBackend final : public Backend {
 
     // ---- writing -------------------------------------------------------------------------
 
-    void submit(WriteRequest& request) {
-        group_commit_.submit(
-            request, [this](std::vector<WriteRequest*>& group) { return commit_group(group); },
+    AppendIfResult submit(std::vector<PreparedEvent>& events, const CompiledQuery* context,
+                          std::optional<SequenceNumber> expected) {
+        return group_commit_.submit(
+            events, context, expected,
+            [this](std::vector<WriteRequest*>& group) { return commit_group(group); },
             [this](SequenceNumber head) { notify_committed(head); });
     }
 
