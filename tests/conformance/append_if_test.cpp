@@ -1,7 +1,5 @@
 // Conditional append (DESIGN.md §1 "Conditional append", and "a failed append_if consumes
 // no sequence number").
-// Print std::optional values in failure messages.
-#define CATCH_CONFIG_ENABLE_OPTIONAL_STRINGMAKER
 #include <catch2/catch.hpp>
 
 #include <string>

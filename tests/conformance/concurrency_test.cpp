@@ -1,8 +1,6 @@
 // Concurrency (DESIGN.md §1): many writers produce one gap-free log of consecutive batch
 // ranges; append_if's check and write are one atomic step; streams see every fact once, in
 // order, under load.
-// Print std::optional values in failure messages.
-#define CATCH_CONFIG_ENABLE_OPTIONAL_STRINGMAKER
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -22,8 +20,6 @@ using namespace factstr;
 using namespace factstr::testing;
 
 namespace {
-
-using Seqs = std::vector<SequenceNumber>;
 
 constexpr int kThreads = 8;
 

@@ -1,7 +1,5 @@
 // Durable streams (DESIGN.md §1 "Durable streams", §4 replay before registration returns and
 // asynchronous handlers).
-// Print std::optional values in failure messages.
-#define CATCH_CONFIG_ENABLE_OPTIONAL_STRINGMAKER
 #include <catch2/catch.hpp>
 
 #include <atomic>
@@ -21,9 +19,6 @@ using namespace factstr;
 using namespace factstr::testing;
 
 namespace {
-
-using Seqs = std::vector<SequenceNumber>;
-using Ranges = std::vector<Seqs>;
 
 DurableStream named(std::string name) {
     return DurableStream{std::move(name)};

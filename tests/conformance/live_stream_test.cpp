@@ -1,6 +1,4 @@
 // Live streams (DESIGN.md §1 "Live streams", §4 asynchronous handlers).
-// Print std::optional values in failure messages.
-#define CATCH_CONFIG_ENABLE_OPTIONAL_STRINGMAKER
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -21,9 +19,6 @@ using namespace factstr;
 using namespace factstr::testing;
 
 namespace {
-
-using Seqs = std::vector<SequenceNumber>;
-using Ranges = std::vector<Seqs>;
 
 // Checks that the delivered batches are strictly increasing across and within batches.
 bool strictly_increasing(const std::vector<Batch>& batches) {

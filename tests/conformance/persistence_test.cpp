@@ -2,8 +2,6 @@
 // boundaries and cursors, so replay survives restarts; §1 "Conditional append": the check is
 // atomic also across processes). A backend that keeps no state across store objects (memory)
 // has nothing to show here.
-// Print std::optional values in failure messages.
-#define CATCH_CONFIG_ENABLE_OPTIONAL_STRINGMAKER
 #include <catch2/catch.hpp>
 
 #include <string>
@@ -16,9 +14,6 @@ using namespace factstr;
 using namespace factstr::testing;
 
 namespace {
-
-using Seqs = std::vector<SequenceNumber>;
-using Ranges = std::vector<Seqs>;
 
 Ranges append_sized(Store& store, const std::vector<int>& sizes, const std::string& type = "t") {
     Ranges out;

@@ -1,7 +1,5 @@
 // Queries (DESIGN.md §1 "Queries"): filters, payload predicates, ordering, the read cursor
 // and the two versions a query reports.
-// Print std::optional values in failure messages.
-#define CATCH_CONFIG_ENABLE_OPTIONAL_STRINGMAKER
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -21,8 +19,6 @@ using namespace factstr;
 using namespace factstr::testing;
 
 namespace {
-
-using Seqs = std::vector<SequenceNumber>;
 
 std::optional<SequenceNumber> last_of(const Seqs& seqs) {
     if (seqs.empty()) return std::nullopt;

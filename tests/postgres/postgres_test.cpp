@@ -1,7 +1,6 @@
 // PostgreSQL-only tests: bootstrap, schema ownership, persistence, password hygiene, several
 // store objects (as several processes would) on one database, and connection loss.
 // The server is FACTSTR_TEST_POSTGRES_URL (see support/postgres_env.hpp).
-#define CATCH_CONFIG_ENABLE_OPTIONAL_STRINGMAKER
 #include <libpq-fe.h>
 #include <catch2/catch.hpp>
 

@@ -6,7 +6,6 @@
 //   [outcome_unknown]  the writer's connection is terminated while its COMMIT is in flight.
 // The server is FACTSTR_TEST_POSTGRES_URL (see support/postgres_env.hpp); the restart test also
 // needs FACTSTR_TEST_POSTGRES_DATA and FACTSTR_TEST_POSTGRES_BIN (scripts/test sets them).
-#define CATCH_CONFIG_ENABLE_OPTIONAL_STRINGMAKER
 #include <unistd.h>
 #include <catch2/catch.hpp>
 

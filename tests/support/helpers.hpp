@@ -43,6 +43,9 @@ inline std::ostream& operator<<(std::ostream& out, const ConditionalAppendConfli
 
 namespace factstr::testing {
 
+using Seqs = std::vector<SequenceNumber>;  // sequence numbers, ascending
+using Ranges = std::vector<Seqs>;          // the sequence numbers of each delivered batch
+
 inline NewEvent event(std::string type, std::string payload = "{}") {
     return NewEvent{std::move(type), std::move(payload)};
 }
