@@ -8,6 +8,8 @@
 //                      until N facts arrived (N = 0: until a fact of type "stop" arrived)
 #include <factstr/factstr.hpp>
 
+#include "../support/contend.hpp"
+
 #include <condition_variable>
 #include <cstdio>
 #include <iostream>
@@ -16,17 +18,9 @@
 #include <string>
 
 using namespace factstr;
+using namespace factstr::testing;
 
 namespace {
-
-EventQuery account_query(const std::string& account) {
-    return EventQuery{{{EventFilter{std::nullopt, {{R"({"account":")" + account + R"("})"}}}}},
-                      std::nullopt};
-}
-
-std::string version_text(std::optional<SequenceNumber> v) {
-    return v ? std::to_string(*v) : "none";
-}
 
 int contend(const std::string& url, int rounds, int id) {
     Store store = open(url);
@@ -43,14 +37,7 @@ int contend(const std::string& url, int rounds, int id) {
                                                R"(,"round":)" + std::to_string(i) + "}"});
         const auto outcome =
             store.append_if(std::move(events), query, context.current_context_version);
-        if (const auto* committed = outcome.append_result())
-            std::cout << "ok " << committed->first_sequence_number << " "
-                      << committed->last_sequence_number << " " << account << " "
-                      << version_text(context.current_context_version) << "\n";
-        else
-            std::cout << "conflict " << account << " "
-                      << version_text(outcome.conflict()->expected_context_version) << " "
-                      << version_text(outcome.conflict()->actual_context_version) << "\n";
+        report_outcome(outcome, account, context.current_context_version);
     }
     std::cout.flush();
     return 0;

@@ -11,6 +11,8 @@
 
 #include <factstr/factstr.hpp>
 
+#include "../support/contend.hpp"
+
 #include <condition_variable>
 #include <cstdio>
 #include <iostream>
@@ -19,22 +21,14 @@
 #include <string>
 
 using namespace factstr;
+using namespace factstr::testing;
 
 namespace {
-
-EventQuery account_query(const std::string& account) {
-    return EventQuery{{{EventFilter{std::nullopt, {{R"({"account":")" + account + R"("})"}}}}},
-                      std::nullopt};
-}
 
 // Unbuffered line append: survives kill -9 of this process once write() returned.
 void write_line(int fd, const std::string& line) {
     std::string text = line + "\n";
     if (::write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) std::abort();
-}
-
-std::string version_text(std::optional<SequenceNumber> v) {
-    return v ? std::to_string(*v) : "none";
 }
 
 int contend(const std::string& path, int rounds, int id) {
@@ -48,14 +42,7 @@ int contend(const std::string& path, int rounds, int id) {
             {{"deposited", R"({"account":")" + account + R"(","amount":1,"worker":)" +
                                std::to_string(id) + "}"}},
             query, context.current_context_version);
-        if (auto* committed = outcome.append_result())
-            std::cout << "ok " << committed->first_sequence_number << " "
-                      << committed->last_sequence_number << " " << account << " "
-                      << version_text(context.current_context_version) << "\n";
-        else
-            std::cout << "conflict " << account << " "
-                      << version_text(outcome.conflict()->expected_context_version) << " "
-                      << version_text(outcome.conflict()->actual_context_version) << "\n";
+        report_outcome(outcome, account, context.current_context_version);
     }
     return 0;
 }
