@@ -30,6 +30,12 @@ const char* to_string(ErrorCode code) noexcept {
             return "stream_busy";
         case ErrorCode::closed:
             return "closed";
+        case ErrorCode::invalid_declaration:
+            return "invalid_declaration";
+        case ErrorCode::declaration_changed:
+            return "declaration_changed";
+        case ErrorCode::projection_failed:
+            return "projection_failed";
     }
     return "unknown";
 }

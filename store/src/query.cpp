@@ -35,6 +35,15 @@ bool CompiledFilter::matches_type(std::string_view event_type) const {
     return std::find(event_types->begin(), event_types->end(), event_type) != event_types->end();
 }
 
+bool CompiledFilter::matches(std::string_view event_type,
+                             const simdjson::dom::element& payload) const {
+    if (matches_nothing() || !matches_type(event_type)) return false;
+    if (!predicates) return true;
+    for (const CompiledPredicate& predicate : *predicates)
+        if (json::subset_match(predicate.value, payload)) return true;
+    return false;
+}
+
 CompiledQuery::CompiledQuery() = default;
 
 CompiledQuery::CompiledQuery(const EventQuery& query)
@@ -88,8 +97,7 @@ bool CompiledQuery::matches(std::string_view event_type, std::string_view compac
             payload = json::parse_stored(compact_payload, padded);
             parsed = true;
         }
-        for (const CompiledPredicate& predicate : *filter.predicates)
-            if (json::subset_match(predicate.value, payload)) return true;
+        if (filter.matches(event_type, payload)) return true;
     }
     return false;
 }
@@ -150,35 +158,37 @@ EventQuery parse_event_query(std::string_view json_text) {
     return query;
 }
 
+std::string to_json(const EventFilter& filter) {
+    std::string out = "{";
+    if (filter.event_types) {
+        out += "\"event_types\":[";
+        for (std::size_t i = 0; i < filter.event_types->size(); ++i) {
+            if (i) out += ',';
+            json::append_quoted(out, (*filter.event_types)[i]);
+        }
+        out += ']';
+    }
+    if (filter.payload_predicates) {
+        if (filter.event_types) out += ',';
+        out += "\"payload_predicates\":[";
+        for (std::size_t i = 0; i < filter.payload_predicates->size(); ++i) {
+            if (i) out += ',';
+            out += (*filter.payload_predicates)[i];
+        }
+        out += ']';
+    }
+    out += '}';
+    return out;
+}
+
 std::string to_json(const EventQuery& query) {
     std::string out = "{";
     bool first = true;
     if (query.filters) {
         out += "\"filters\":[";
         for (std::size_t f = 0; f < query.filters->size(); ++f) {
-            const EventFilter& filter = (*query.filters)[f];
             if (f) out += ',';
-            out += '{';
-            bool any = false;
-            if (filter.event_types) {
-                out += "\"event_types\":[";
-                for (std::size_t i = 0; i < filter.event_types->size(); ++i) {
-                    if (i) out += ',';
-                    json::append_quoted(out, (*filter.event_types)[i]);
-                }
-                out += ']';
-                any = true;
-            }
-            if (filter.payload_predicates) {
-                if (any) out += ',';
-                out += "\"payload_predicates\":[";
-                for (std::size_t i = 0; i < filter.payload_predicates->size(); ++i) {
-                    if (i) out += ',';
-                    out += (*filter.payload_predicates)[i];
-                }
-                out += ']';
-            }
-            out += '}';
+            out += to_json((*query.filters)[f]);
         }
         out += ']';
         first = false;

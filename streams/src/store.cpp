@@ -144,6 +144,16 @@ Subscription Store::stream_to(const EventQuery& query, StreamHandler handler) {
                                         std::nullopt, nullptr));
 }
 
+Subscription Store::stream_pages(SequenceNumber after, std::optional<EventQuery> query,
+                                 std::size_t max_facts, PageHandler handler) {
+    impl_->open_backend();
+    if (!handler) throw InvalidInput(ErrorCode::invalid_argument, "stream_pages needs a handler");
+    CompiledQuery filter = query ? CompiledQuery(*query) : CompiledQuery();
+    return Subscription(impl_->hub->add(std::move(filter), StreamHandler([](const Batch&) {}),
+                                        std::nullopt, after, nullptr, std::move(handler),
+                                        max_facts));
+}
+
 void Store::stream_to_durable_async(const DurableStream& stream, std::optional<EventQuery> query,
                                     StreamHandler handler, RegistrationDone done) {
     Backend& backend = impl_->open_backend();

@@ -38,7 +38,8 @@ void SubscriptionState::pump() {
             }
             BatchPage page;
             try {
-                page = hub->backend().read_batches(position, filter, kPageFacts);
+                page = hub->backend().read_batches(position, filter,
+                                                   page_handler ? page_facts : kPageFacts);
             } catch (const std::exception& e) {
                 if (transient(e)) {
                     retry_later();
@@ -48,6 +49,14 @@ void SubscriptionState::pump() {
                 return;
             }
             retry_delay = std::chrono::milliseconds(0);
+            if (page_handler) {
+                if (page.scanned_through <= position) return;  // nothing committed after all
+                in_flight = true;
+                pending_scanned_through = page.scanned_through;
+                const SequenceNumber page_end = page.scanned_through;
+                page_handler(page, Completion(shared_from_this(), page_end));
+                return;  // finish_delivery continues the loop
+            }
             pending.assign(std::make_move_iterator(page.batches.begin()),
                            std::make_move_iterator(page.batches.end()));
             pending_scanned_through = page.scanned_through;
@@ -68,7 +77,7 @@ void SubscriptionState::finish_delivery(SequenceNumber batch_end, bool success,
                                         const std::string& reason) {
     in_flight = false;
     if (!pending.empty() && pending.front().last_sequence_number == batch_end) pending.pop_front();
-    if (!success && durable_name) {
+    if (!success && stops_on_failure()) {
         // Batches before this one succeeded: keep their progress.
         stop_with_failure("handler failed for the batch ending at sequence number " +
                           std::to_string(batch_end) + ": " + reason);
@@ -120,8 +129,9 @@ bool SubscriptionState::persist_cursor() {
 
 void SubscriptionState::stop_with_failure(const std::string& reason) {
     persist_cursor_quietly();
-    std::string message =
-        durable_name ? "durable stream '" + *durable_name + "': " + reason : "stream: " + reason;
+    std::string message = durable_name   ? "durable stream '" + *durable_name + "': " + reason
+                          : page_handler ? "page stream: " + reason
+                                         : "stream: " + reason;
     {
         std::lock_guard lock(failure_mutex);
         failure = message;
@@ -196,9 +206,13 @@ void StreamHub::schedule_poll() {
 std::shared_ptr<SubscriptionState> StreamHub::add(CompiledQuery filter, StreamHandler handler,
                                                   std::optional<std::string> durable_name,
                                                   std::optional<SequenceNumber> start,
-                                                  Store::RegistrationDone done) {
+                                                  Store::RegistrationDone done,
+                                                  Store::PageHandler page_handler,
+                                                  std::size_t page_facts) {
     auto state = std::make_shared<SubscriptionState>(shared_from_this(), std::move(filter),
                                                      std::move(handler), durable_name);
+    state->page_handler = std::move(page_handler);
+    state->page_facts = page_facts == 0 ? kPageFacts : page_facts;
     std::lock_guard lock(mutex_);
     if (closed_) throw StoreError(ErrorCode::closed, "the store is closed");
     if (durable_name) {

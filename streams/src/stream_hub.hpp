@@ -37,6 +37,10 @@ struct SubscriptionState : std::enable_shared_from_this<SubscriptionState> {
     const CompiledQuery filter;
     const StreamHandler handler;
     const std::optional<std::string> durable_name;
+    // Page mode (Store::stream_pages): whole pages go to this handler instead.
+    Store::PageHandler page_handler;
+    std::size_t page_facts = 0;
+    bool stops_on_failure() const { return durable_name || page_handler; }
 
     std::atomic<bool> active{true};
     std::atomic<SequenceNumber> target{0};
@@ -82,7 +86,9 @@ class StreamHub : public std::enable_shared_from_this<StreamHub> {
     std::shared_ptr<SubscriptionState> add(CompiledQuery filter, StreamHandler handler,
                                            std::optional<std::string> durable_name,
                                            std::optional<SequenceNumber> start,
-                                           Store::RegistrationDone done);
+                                           Store::RegistrationDone done,
+                                           Store::PageHandler page_handler = nullptr,
+                                           std::size_t page_facts = 0);
     void remove(SubscriptionState& state);
     // The commit signal: every subscription's target rises to `head`.
     void committed(SequenceNumber head);

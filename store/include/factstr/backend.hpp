@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -44,9 +45,20 @@ struct BatchPage {
     SequenceNumber scanned_through = 0;
 };
 
+// Where a store keeps its data, so that layers above (projections) can open their own
+// connections to the same database. `target`: the SQLite file path, or a libpq connection
+// string (it may hold a password: never print it); empty for memory.
+struct DatabaseLocation {
+    enum class Kind { memory, sqlite, postgres } kind = Kind::memory;
+    std::string target;
+    int busy_timeout_ms = 60000;  // SQLite: how long a writer waits for the write lock
+};
+
 class Backend {
   public:
     virtual ~Backend() = default;
+
+    virtual DatabaseLocation location() const = 0;
 
     // A description for messages, e.g. "sqlite:/tmp/facts.db". Never contains a password.
     virtual std::string describe() const = 0;
@@ -91,6 +103,17 @@ class Backend {
         commit_listener_ = std::move(listener);
     }
 
+    // State a layer above keeps per store (the memory store's derived tables): the object
+    // attached under `key`, made by `make` on first use. Thread-safe.
+    std::shared_ptr<void> attachment(const std::string& key,
+                                     const std::function<std::shared_ptr<void>()>& make) {
+        std::lock_guard lock(attachments_mutex_);
+        for (auto& [k, value] : attachments_)
+            if (k == key) return value;
+        attachments_.emplace_back(key, make());
+        return attachments_.back().second;
+    }
+
   protected:
     void notify_committed(SequenceNumber head) const {
         if (commit_listener_) commit_listener_(head);
@@ -98,6 +121,8 @@ class Backend {
 
   private:
     std::function<void(SequenceNumber)> commit_listener_;
+    std::mutex attachments_mutex_;
+    std::vector<std::pair<std::string, std::shared_ptr<void>>> attachments_;
 };
 
 // Opens the backend named by a URL: "memory:", "sqlite:PATH" (options as URL query),

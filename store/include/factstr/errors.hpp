@@ -21,6 +21,9 @@ enum class ErrorCode {
     handler_failed,      // a durable stream's handler failed during replay
     stream_busy,         // a durable stream name is already active in this store
     closed,              // the store was closed
+    invalid_declaration,  // a projection declaration that cannot work
+    declaration_changed,  // derived data of another version of a projection's declaration
+    projection_failed,    // a fact a projection cannot apply (named with its position)
 };
 
 class Error : public std::runtime_error {
@@ -33,14 +36,14 @@ class Error : public std::runtime_error {
 };
 
 // The caller's input was wrong; nothing was written. Codes: empty_append, invalid_json,
-// invalid_query, invalid_argument, unsupported_url.
+// invalid_query, invalid_argument, unsupported_url, invalid_declaration.
 class InvalidInput : public Error {
     using Error::Error;
 };
 
 // The store could not do its work; for appends, nothing was written unless the code is
 // outcome_unknown. Codes: schema_mismatch, corrupt_database, storage_failure,
-// connection_failure, outcome_unknown, closed.
+// connection_failure, outcome_unknown, closed, declaration_changed, projection_failed.
 class StoreError : public Error {
     using Error::Error;
 };

@@ -30,6 +30,8 @@ struct CompiledFilter {
         return (event_types && event_types->empty()) || (predicates && predicates->empty());
     }
     bool matches_type(std::string_view event_type) const;
+    // The full check of one fact whose payload is already parsed.
+    bool matches(std::string_view event_type, const simdjson::dom::element& payload) const;
 };
 
 class CompiledQuery {
@@ -64,5 +66,7 @@ class CompiledQuery {
 // Throws InvalidInput(invalid_query) naming the offending field.
 EventQuery parse_event_query(std::string_view json_text);
 std::string to_json(const EventQuery& query);
+// One filter in the same form: {"event_types":[…],"payload_predicates":[…]}.
+std::string to_json(const EventFilter& filter);
 
 }  // namespace factstr

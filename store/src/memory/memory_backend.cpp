@@ -195,6 +195,7 @@ struct Plan {
 class MemoryBackend final : public Backend {
   public:
     std::string describe() const override { return "memory:"; }
+    DatabaseLocation location() const override { return {}; }
 
     AppendResult append(std::vector<PreparedEvent>&& events) override {
         AppendResult result;

@@ -69,6 +69,20 @@ Conninfo Conninfo::with(std::string_view keyword, std::string value) const {
     return copy;
 }
 
+std::string Conninfo::to_conninfo() const {
+    std::string out;
+    for (const auto& [k, v] : params_) {
+        if (!out.empty()) out += ' ';
+        out += k + "='";
+        for (char c : v) {
+            if (c == '\'' || c == '\\') out += '\\';
+            out += c;
+        }
+        out += '\'';
+    }
+    return out;
+}
+
 void Conninfo::describe() {
     description_ = "postgres:";
     bool first = true;

@@ -34,6 +34,8 @@ class Conninfo {
     std::string redact(std::string text) const;
 
     const std::vector<std::pair<std::string, std::string>>& parameters() const { return params_; }
+    // The parameters as a libpq key='value' string, password included.
+    std::string to_conninfo() const;
 
   private:
     void describe();

@@ -288,6 +288,9 @@ class PostgresBackend final : public Backend {
     }
 
     std::string describe() const override { return info_.description(); }
+    DatabaseLocation location() const override {
+        return {DatabaseLocation::Kind::postgres, info_.to_conninfo()};
+    }
 
     AppendResult append(std::vector<PreparedEvent>&& events) override {
         check_events(events);

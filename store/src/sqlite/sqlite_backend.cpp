@@ -163,6 +163,9 @@ class SqliteBackend final : public Backend {
     }
 
     std::string describe() const override { return "sqlite:" + options_.path; }
+    DatabaseLocation location() const override {
+        return {DatabaseLocation::Kind::sqlite, options_.path, options_.busy_timeout_ms};
+    }
 
     AppendResult append(std::vector<PreparedEvent>&& events) override {
         return *submit(events, nullptr, std::nullopt).append_result();

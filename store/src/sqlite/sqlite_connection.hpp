@@ -40,6 +40,14 @@ class Statement {
               "binding");
         return *this;
     }
+    Statement& bind(int index, double value) {
+        check(sqlite3_bind_double(stmt_, index, value), "binding");
+        return *this;
+    }
+    Statement& bind_null(int index) {
+        check(sqlite3_bind_null(stmt_, index), "binding");
+        return *this;
+    }
     // Steps once: true when a row is available.
     bool step() {
         int rc = sqlite3_step(stmt_);
@@ -59,6 +67,7 @@ class Statement {
     }
     std::int64_t integer(int column) const { return sqlite3_column_int64(stmt_, column); }
     bool is_null(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
+    double real(int column) const { return sqlite3_column_double(stmt_, column); }
     std::string_view text(int column) const {
         auto* data = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, column));
         return {data ? data : "", static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column))};

@@ -162,6 +162,17 @@ class Store {
     void stream_to_durable_async(const DurableStream& stream, std::optional<EventQuery> query,
                                  StreamHandler handler, RegistrationDone done);
 
+    // A stream for consumers that keep their own checkpoint with their own writes
+    // (projectors): starts after `after` and hands over whole pages — the committed batches
+    // after the position with their facts matching `query`, up to about `max_facts` facts,
+    // batches never split. A page may have no batch (nothing matched) but still moves
+    // `scanned_through`, so the consumer can record how far the log was examined. One page at
+    // a time; the next page follows a successful Completion; a failure stops the stream
+    // (Subscription::failure names it).
+    using PageHandler = std::function<void(const BatchPage&, Completion)>;
+    Subscription stream_pages(SequenceNumber after, std::optional<EventQuery> query,
+                              std::size_t max_facts, PageHandler handler);
+
     // The highest committed sequence number (0 when empty).
     SequenceNumber head() const;
     std::vector<DurableCursorInfo> durable_cursors() const;

@@ -4,6 +4,7 @@
 #include "factstr/backend.hpp"
 #include "factstr/errors.hpp"
 #include "factstr/json.hpp"
+#include "factstr/projections.hpp"
 #include "factstr/query.hpp"
 #include "factstr/store.hpp"
 #include "factstr/types.hpp"

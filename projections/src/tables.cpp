@@ -1,0 +1,103 @@
+#include "tables.hpp"
+
+#include <array>
+
+namespace factstr::projections::detail {
+
+bool reserved_table_name(std::string_view name) {
+    static constexpr std::array<std::string_view, 7> kStoreTables = {
+        "facts", "facts_by_type", "event_types", "payload_keys", "index_state", "durable_streams",
+        "sqlite_sequence"};
+    if (name.substr(0, 8) == "factstr_") return true;
+    for (std::string_view table : kStoreTables)
+        if (name == table) return true;
+    return false;
+}
+
+std::unique_ptr<DerivedTables> open_tables(Store& store) {
+    const DatabaseLocation location = store.backend().location();
+    switch (location.kind) {
+        case DatabaseLocation::Kind::memory:
+            return open_memory_tables(store);
+        case DatabaseLocation::Kind::sqlite:
+            return open_sqlite_tables(location);
+        case DatabaseLocation::Kind::postgres:
+            return open_postgres_tables(location);
+    }
+    throw StoreError(ErrorCode::storage_failure, "unknown store kind");
+}
+
+const char* Dialect::type_name(ColumnType type) const {
+    switch (type) {
+        case ColumnType::integer:
+            return postgres ? "bigint" : "INTEGER";
+        case ColumnType::real:
+            return postgres ? "double precision" : "REAL";
+        case ColumnType::text:
+            return postgres ? "text" : "TEXT";
+        case ColumnType::boolean:
+            return postgres ? "boolean" : "INTEGER";
+    }
+    return "TEXT";
+}
+
+std::string Dialect::quote(std::string_view identifier) const {
+    // Identifiers are validated ([a-z_][a-z0-9_]*); quoting keeps keywords usable as names.
+    return "\"" + std::string(identifier) + "\"";
+}
+
+std::string Dialect::create_table(const TableSpec& table, bool rebuild) const {
+    std::string sql = "CREATE TABLE IF NOT EXISTS " + quote(table.physical_name(rebuild)) + " (";
+    std::string primary;
+    for (const KeyField& key : table.key) {
+        sql += quote(key.column) + " " + type_name(key.type) + " NOT NULL, ";
+        primary += (primary.empty() ? "" : ", ") + quote(key.column);
+    }
+    for (const PhysicalColumn& column : table.columns) {
+        sql += quote(column.name) + " " + type_name(column.type);
+        // Counters and sums start at 0 and are never NULL; averages are NULL until a fact
+        // matched; transform columns are NULL when the field was absent.
+        if (!table.transform && column.op != Op::average) sql += " NOT NULL";
+        sql += ", ";
+    }
+    sql += "PRIMARY KEY (" + primary + "))";
+    return sql;
+}
+
+std::string Dialect::update_assignments(const TableSpec& table) const {
+    std::string sql;
+    auto cur = [&](int index) { return "cur." + quote(table.columns[index].name); };
+    auto ex = [&](int index) { return "excluded." + quote(table.columns[index].name); };
+    for (std::size_t c = 0; c < table.columns.size(); ++c) {
+        const PhysicalColumn& column = table.columns[c];
+        const int i = static_cast<int>(c);
+        if (!sql.empty()) sql += ", ";
+        sql += quote(column.name) + " = ";
+        const std::string empty = column.when_empty ? (postgres ? "true" : "1")
+                                                    : (postgres ? "false" : "0");
+        switch (column.op) {
+            case Op::add:
+                sql += cur(i) + " + " + ex(i);
+                break;
+            case Op::set:
+                sql += ex(i);
+                break;
+            case Op::average:
+                sql += "(" + cur(column.a) + " + " + ex(column.a) + ") / NULLIF(" + cur(column.b) +
+                       " + " + ex(column.b) + ", 0)";
+                break;
+            case Op::every:
+                sql += "CASE WHEN " + cur(column.b) + " + " + ex(column.b) + " = 0 THEN " + empty +
+                       " ELSE " + cur(column.a) + " + " + ex(column.a) + " = " + cur(column.b) +
+                       " + " + ex(column.b) + " END";
+                break;
+            case Op::any:
+                sql += "CASE WHEN " + cur(column.b) + " + " + ex(column.b) + " = 0 THEN " + empty +
+                       " ELSE " + cur(column.a) + " + " + ex(column.a) + " > 0 END";
+                break;
+        }
+    }
+    return sql;
+}
+
+}  // namespace factstr::projections::detail
