@@ -262,18 +262,28 @@ struct Engine::Impl {
             for (const auto& [name, projection] : declared)
                 if (!running.count(name) && !refused.count(name)) wanted.push_back(name);
         }
-        std::vector<std::string> renewed, claimed;
+        std::vector<std::string> renewed, claimed, surplus;
         std::vector<MetaRow> meta;
         try {
             std::lock_guard lock(control_mutex);
+            // A fair share: with n live workers, each holds at most ceil(declared / n), so a
+            // worker that joins gets work, and one that leaves has its share taken over.
+            const std::size_t live = control->heartbeat(options.worker_id, options.lease);
+            const std::size_t share = (held.size() + wanted.size() + live - 1) / live;
             if (!held.empty()) renewed = control->renew(held, options.worker_id, options.lease);
-            if (!wanted.empty()) claimed = control->claim(wanted, options.worker_id, options.lease);
+            while (renewed.size() > share) {
+                surplus.push_back(renewed.back());
+                renewed.pop_back();
+            }
+            if (!wanted.empty() && renewed.size() < share)
+                claimed = control->claim(wanted, options.worker_id, options.lease,
+                                         share - renewed.size());
             if (!claimed.empty()) meta = control->meta();
         } catch (const std::exception&) {
             return;  // the database is unreachable for now; held leases run out by themselves
         }
         std::vector<std::shared_ptr<Projector>> to_stop;
-        std::vector<std::string> to_release;
+        std::vector<std::string> to_release = surplus;
         {
             std::lock_guard lock(mutex);
             if (stopping) return;
@@ -353,13 +363,12 @@ struct Engine::Impl {
             projector->stop();
             names.push_back(name);
         }
-        if (!names.empty()) {
-            try {
-                std::lock_guard lock(control_mutex);
-                control->release(names, options.worker_id);
-            } catch (const std::exception&) {
-                // The leases run out by themselves.
-            }
+        try {
+            std::lock_guard lock(control_mutex);
+            if (!names.empty()) control->release(names, options.worker_id);
+            control->leave(options.worker_id);
+        } catch (const std::exception&) {
+            // The leases run out by themselves.
         }
         std::lock_guard lock(mutex);
         started = false;

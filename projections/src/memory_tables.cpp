@@ -22,6 +22,7 @@ struct MemoryDatabase {
     std::mutex mutex;
     std::map<std::string, MemoryMeta> meta;
     std::map<std::string, MemoryTable> tables;
+    std::map<std::string, std::chrono::steady_clock::time_point> workers;
 };
 
 void update_row(const TableSpec& spec, std::vector<Cell>& current, const std::vector<Cell>& delta) {
@@ -92,12 +93,26 @@ class MemoryTables final : public DerivedTables {
         return rows;
     }
 
+    std::size_t heartbeat(const std::string& worker, std::chrono::milliseconds lease) override {
+        std::lock_guard lock(db_->mutex);
+        const auto now = std::chrono::steady_clock::now();
+        db_->workers[worker] = now + lease;
+        std::erase_if(db_->workers, [&](const auto& entry) { return entry.second < now; });
+        return db_->workers.size();
+    }
+
+    void leave(const std::string& worker) override {
+        std::lock_guard lock(db_->mutex);
+        db_->workers.erase(worker);
+    }
+
     std::vector<std::string> claim(const std::vector<std::string>& names, const std::string& worker,
-                                   std::chrono::milliseconds lease) override {
+                                   std::chrono::milliseconds lease, std::size_t limit) override {
         std::lock_guard lock(db_->mutex);
         std::vector<std::string> held;
         const auto now = std::chrono::steady_clock::now();
         for (const std::string& name : names) {
+            if (held.size() >= limit) break;
             auto it = db_->meta.find(name);
             if (it == db_->meta.end()) continue;
             MemoryMeta& meta = it->second;

@@ -29,6 +29,10 @@ CREATE TABLE IF NOT EXISTS factstr_projections (
   rebuild_declaration text,
   rebuild_checkpoint bigint,
   updated_at timestamptz
+);
+CREATE TABLE IF NOT EXISTS factstr_projection_workers (
+  worker text PRIMARY KEY,
+  lease_until timestamptz NOT NULL
 ))sql";
 
 // Serializes schema changes of derived tables between workers (CREATE TABLE IF NOT EXISTS
@@ -127,18 +131,39 @@ class PostgresTables final : public DerivedTables {
         return meta;
     }
 
+    std::size_t heartbeat(const std::string& worker, std::chrono::milliseconds lease) override {
+        db_.ensure_ok();
+        Result rows = db_.exec_params(
+            "WITH beat AS (INSERT INTO factstr_projection_workers (worker, lease_until)"
+            " VALUES ($1, clock_timestamp() + $2::bigint * interval '1 millisecond')"
+            " ON CONFLICT (worker) DO UPDATE SET lease_until = excluded.lease_until RETURNING 1),"
+            " pruned AS (DELETE FROM factstr_projection_workers WHERE worker <> $1"
+            " AND lease_until < clock_timestamp() RETURNING 1)"
+            " SELECT 1 + count(*) FROM factstr_projection_workers WHERE worker <> $1"
+            " AND lease_until >= clock_timestamp()",
+            {worker, std::to_string(lease.count())}, "announcing a worker");
+        return static_cast<std::size_t>(postgres::get_int(rows.get(), 0, 0));
+    }
+
+    void leave(const std::string& worker) override {
+        db_.ensure_ok();
+        db_.exec_params("DELETE FROM factstr_projection_workers WHERE worker = $1", {worker},
+                        "removing a worker");
+    }
+
     std::vector<std::string> claim(const std::vector<std::string>& names, const std::string& worker,
-                                   std::chrono::milliseconds lease) override {
+                                   std::chrono::milliseconds lease, std::size_t limit) override {
         db_.ensure_ok();
         // Rows another worker is claiming right now are skipped, not waited for.
         Result rows = db_.exec_params(
             "WITH free AS (SELECT name FROM factstr_projections WHERE name = ANY($1::text[])"
             " AND (owner IS NULL OR owner = $2 OR lease_until < clock_timestamp())"
-            " FOR UPDATE SKIP LOCKED)"
+            " ORDER BY name LIMIT $4 FOR UPDATE SKIP LOCKED)"
             " UPDATE factstr_projections p SET owner = $2,"
             " lease_until = clock_timestamp() + $3::bigint * interval '1 millisecond'"
             " FROM free WHERE p.name = free.name RETURNING p.name",
-            {names_array(names), worker, std::to_string(lease.count())}, "claiming projections");
+            {names_array(names), worker, std::to_string(lease.count()), std::to_string(limit)},
+            "claiming projections");
         return column_of(rows);
     }
 

@@ -27,6 +27,10 @@ CREATE TABLE IF NOT EXISTS factstr_projections (
   rebuild_declaration TEXT,
   rebuild_checkpoint INTEGER,
   updated_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS factstr_projection_workers (
+  worker TEXT PRIMARY KEY,
+  lease_until INTEGER NOT NULL
 ))sql";
 
 std::int64_t now_ms() {
@@ -117,12 +121,41 @@ class SqliteTables final : public DerivedTables {
         return rows;
     }
 
+    std::size_t heartbeat(const std::string& worker, std::chrono::milliseconds lease) override {
+        std::size_t live = 0;
+        write([&] {
+            const std::int64_t now = now_ms();
+            Resetting upsert(db_.statement(
+                "INSERT INTO factstr_projection_workers (worker, lease_until) VALUES (?1, ?2)"
+                " ON CONFLICT (worker) DO UPDATE SET lease_until = excluded.lease_until"));
+            upsert->bind(1, std::string_view(worker)).bind(2, now + lease.count());
+            upsert->run();
+            Resetting prune(db_.statement(
+                "DELETE FROM factstr_projection_workers WHERE lease_until < ?1"));
+            prune->bind(1, now);
+            prune->run();
+            Resetting count(db_.statement("SELECT count(*) FROM factstr_projection_workers"));
+            if (count->step()) live = static_cast<std::size_t>(count->integer(0));
+        });
+        return std::max<std::size_t>(live, 1);
+    }
+
+    void leave(const std::string& worker) override {
+        write([&] {
+            Resetting remove(
+                db_.statement("DELETE FROM factstr_projection_workers WHERE worker = ?1"));
+            remove->bind(1, std::string_view(worker));
+            remove->run();
+        });
+    }
+
     std::vector<std::string> claim(const std::vector<std::string>& names, const std::string& worker,
-                                   std::chrono::milliseconds lease) override {
+                                   std::chrono::milliseconds lease, std::size_t limit) override {
         std::vector<std::string> held;
         write([&] {
             const std::int64_t now = now_ms();
             for (const std::string& name : names) {
+                if (held.size() >= limit) break;
                 Resetting update(db_.statement(
                     "UPDATE factstr_projections SET owner = ?1, lease_until = ?2 WHERE name = ?3"
                     " AND (owner IS NULL OR owner = ?1 OR lease_until < ?4)"));

@@ -50,11 +50,17 @@ class DerivedTables {
     virtual MetaRow register_projection(const Plan& plan) = 0;
     virtual std::vector<MetaRow> meta() = 0;
 
-    // Leases. claim: takes those of `names` that are free, expired or already ours; returns
-    // every name now held. renew: extends ours; returns those still held. release: frees ours.
+    // Workers announce themselves on every lease round; returns how many workers (this one
+    // included) are live, so that each takes a fair share. `leave` removes the worker.
+    virtual std::size_t heartbeat(const std::string& worker, std::chrono::milliseconds lease) = 0;
+    virtual void leave(const std::string& worker) = 0;
+
+    // Leases. claim: takes up to `limit` of `names` that are free, expired or already ours;
+    // returns the names it took. renew: extends ours; returns those still held. release: frees
+    // ours.
     virtual std::vector<std::string> claim(const std::vector<std::string>& names,
                                            const std::string& worker,
-                                           std::chrono::milliseconds lease) = 0;
+                                           std::chrono::milliseconds lease, std::size_t limit) = 0;
     virtual std::vector<std::string> renew(const std::vector<std::string>& names,
                                            const std::string& worker,
                                            std::chrono::milliseconds lease) = 0;
