@@ -5,6 +5,7 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "factstr/projections.hpp"
@@ -243,12 +244,21 @@ struct Engine::Impl {
     std::map<std::string, std::string> refused;                 // name -> why it cannot run
     bool started = false;
     bool stopping = false;
+    bool woken = false;  // a projection was added or rebuilt: a lease round now
+
+    void wake_up() {
+        {
+            std::lock_guard lock(mutex);
+            woken = true;
+        }
+        wake.notify_all();
+    }
     std::thread lease_thread;
 
     Impl(Store& s, EngineOptions o) : store(s), options(std::move(o)) {
         if (options.worker_id.empty()) options.worker_id = default_worker_id();
         if (options.lease.count() < 30) options.lease = std::chrono::milliseconds(30);
-        if (options.page_facts == 0) options.page_facts = 16384;
+        if (options.page_facts == 0) options.page_facts = 65536;
         control = detail::open_tables(store);
     }
 
@@ -344,7 +354,8 @@ struct Engine::Impl {
             lock.unlock();
             tick();
             lock.lock();
-            wake.wait_for(lock, options.lease / 3, [&] { return stopping; });
+            wake.wait_for(lock, options.lease / 3, [&] { return stopping || woken; });
+            woken = false;
         }
     }
 
@@ -397,7 +408,7 @@ void Engine::add(Projection projection) {
         impl_->refused.erase(projection.name);
         impl_->declared[projection.name] = std::move(projection);
     }
-    impl_->wake.notify_all();
+    impl_->wake_up();
 }
 
 void Engine::start() {
@@ -418,8 +429,11 @@ void Engine::stop() {
 bool Engine::wait_caught_up(std::chrono::milliseconds timeout) {
     const SequenceNumber head = impl_->store.head();
     const auto deadline = std::chrono::steady_clock::now() + timeout;
+    auto next_meta = std::chrono::steady_clock::now();
+    std::set<std::string> held_elsewhere;
     while (true) {
         bool done = true;
+        std::vector<std::string> unheld;
         {
             std::lock_guard lock(impl_->mutex);
             for (const auto& [name, projector] : impl_->running) {
@@ -427,7 +441,26 @@ bool Engine::wait_caught_up(std::chrono::milliseconds timeout) {
                 if (phase == Projector::Phase::failed) continue;
                 if (phase != Projector::Phase::running || projector->position() < head) done = false;
             }
+            // A declared projection this engine does not run yet counts once another worker
+            // holds it (it is that worker's to advance); until then it is still to be claimed.
+            if (impl_->started)
+                for (const auto& [name, projection] : impl_->declared)
+                    if (!impl_->running.count(name) && !impl_->refused.count(name))
+                        unheld.push_back(name);
         }
+        if (!unheld.empty() && std::chrono::steady_clock::now() >= next_meta) {
+            held_elsewhere.clear();
+            try {
+                std::lock_guard lock(impl_->control_mutex);
+                for (const MetaRow& row : impl_->control->meta())
+                    if (row.owner && *row.owner != impl_->options.worker_id)
+                        held_elsewhere.insert(row.name);
+            } catch (const std::exception&) {
+            }
+            next_meta = std::chrono::steady_clock::now() + std::chrono::milliseconds(10);
+        }
+        for (const std::string& name : unheld)
+            if (!held_elsewhere.count(name)) done = false;
         if (done) return true;
         if (std::chrono::steady_clock::now() >= deadline) return false;
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -483,7 +516,7 @@ void Engine::rebuild(const Projection& projection) {
         }
     }
     if (old) old->stop();
-    impl_->wake.notify_all();
+    impl_->wake_up();
 }
 
 std::vector<ProjectionStatus> Engine::status() const {

@@ -1,6 +1,8 @@
 // Derived tables of a memory store: kept with the store (attached to its backend), so every
 // engine on that store sees the same tables, and they live as long as the store.
+#include <algorithm>
 #include <map>
+#include <unordered_map>
 #include <mutex>
 
 #include "tables.hpp"
@@ -8,9 +10,13 @@
 namespace factstr::projections::detail {
 namespace {
 
+struct MemoryRow {
+    std::vector<Cell> key;
+    std::vector<Cell> values;
+};
 struct MemoryTable {
     TableSpec spec;
-    std::map<std::vector<Cell>, std::vector<Cell>> rows;
+    std::unordered_map<std::string, MemoryRow> rows;  // by key_text
 };
 
 struct MemoryMeta {
@@ -167,12 +173,16 @@ class MemoryTables final : public DerivedTables {
             const TableSpec& spec = plan.tables()[t];
             MemoryTable& table = db_->tables[spec.physical_name(fence.rebuild)];
             for (const RowUpdate& update : delta.tables[t]) {
+                std::string key = key_text(update.key);
                 if (update.remove) {
-                    table.rows.erase(update.key);
+                    table.rows.erase(key);
                     continue;
                 }
-                auto [found, inserted] = table.rows.try_emplace(update.key, update.values);
-                if (!inserted) update_row(spec, found->second, update.values);
+                auto found = table.rows.find(key);
+                if (found == table.rows.end())
+                    table.rows.emplace(std::move(key), MemoryRow{update.key, update.values});
+                else
+                    update_row(spec, found->second.values, update.values);
             }
         }
         return true;
@@ -192,9 +202,9 @@ class MemoryTables final : public DerivedTables {
         std::lock_guard lock(db_->mutex);
         auto t = db_->tables.find(table.physical_name(rebuild));
         if (t == db_->tables.end()) return std::nullopt;
-        auto row = t->second.rows.find(key);
+        auto row = t->second.rows.find(key_text(key));
         if (row == t->second.rows.end()) return std::nullopt;
-        return row->second;
+        return row->second.values;
     }
 
     bool is_empty(const TableSpec& table, bool rebuild) override {
@@ -212,11 +222,16 @@ class MemoryTables final : public DerivedTables {
             table.columns.push_back(column.name);
         auto t = db_->tables.find(spec.name);
         if (t == db_->tables.end()) return table;
-        for (const auto& [key, values] : t->second.rows) {
-            std::vector<Cell> row = key;
-            row.insert(row.end(), values.begin(), values.end());
+        for (const auto& [text, stored] : t->second.rows) {
+            std::vector<Cell> row = stored.key;
+            row.insert(row.end(), stored.values.begin(), stored.values.end());
             table.rows.push_back(std::move(row));
         }
+        const std::size_t key_columns = spec.key.size();
+        std::sort(table.rows.begin(), table.rows.end(), [&](const auto& a, const auto& b) {
+            return std::lexicographical_compare(a.begin(), a.begin() + key_columns, b.begin(),
+                                                b.begin() + key_columns);
+        });
         return table;
     }
 

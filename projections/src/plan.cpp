@@ -156,6 +156,35 @@ struct KeyPlan {
         }
         return key;
     }
+
+    // The key's text (as key_text(extract(…)) gives it) into `out`, without allocating in the
+    // common case of string keys. Throws like extract.
+    void text_of(element payload, const EventRecord& record, std::string& out) const {
+        out.clear();
+        if (global) {
+            out = "i1";
+            return;
+        }
+        for (std::size_t i = 0; i < fields.size(); ++i) {
+            if (i) out += '\x1f';
+            auto value = at_path(payload, paths[i]);
+            if (value && fields[i].type == ColumnType::text &&
+                value->type() == element_type::STRING) {
+                out += 's';
+                out += value->get_string().value();
+                continue;
+            }
+            std::vector<Cell> one = extract_one(payload, record, i);
+            out += key_text(one);
+        }
+    }
+
+  private:
+    std::vector<Cell> extract_one(element payload, const EventRecord& record, std::size_t i) const {
+        KeyPlan single({fields[i]});
+        single.paths = {paths[i]};
+        return single.extract(payload, record);
+    }
 };
 
 }  // namespace
@@ -361,20 +390,20 @@ PageDelta Plan::fold(const BatchPage& page, const RowLookup& lookup) {
     std::unordered_map<std::string, std::size_t> rows;  // aggregate rows by key text
     std::vector<std::unordered_map<std::string, std::size_t>> transform_rows(transforms_.size());
     const KeyPlan main_key(projection_.key);
+    std::string row_key;  // reused: no allocation per fact
 
     for (const CommittedBatch& batch : page.batches) {
         for (const EventRecord& record : batch.records) {
             ++delta.facts;
             element payload = json::parse_stored(record.payload);
             RowUpdate* row = nullptr;
-            std::string row_key;
             auto the_row = [&]() -> RowUpdate& {
                 if (row) return *row;
-                std::vector<Cell> key = main_key.extract(payload, record);
-                row_key = key_text(key);
-                auto [it, inserted] = rows.try_emplace(row_key, delta.tables[0].size());
-                if (inserted) {
-                    RowUpdate update{std::move(key), initial_values_, false};
+                main_key.text_of(payload, record, row_key);
+                auto it = rows.find(row_key);
+                if (it == rows.end()) {
+                    it = rows.emplace(row_key, delta.tables[0].size()).first;
+                    RowUpdate update{main_key.extract(payload, record), initial_values_, false};
                     if (!state_columns_.empty()) {
                         auto cached = state_cache_.find(row_key);
                         if (cached == state_cache_.end()) {

@@ -197,8 +197,9 @@ struct EngineOptions {
     // A worker that stops renewing loses its projections after this long (PostgreSQL and
     // SQLite; the memory store has one process).
     std::chrono::milliseconds lease{10000};
-    // Facts read and applied per transaction at most (batches are never split).
-    std::size_t page_facts = 16384;
+    // Facts read and applied per transaction at most (batches are never split). Larger pages
+    // mean fewer upserts while catching up (one per key per page).
+    std::size_t page_facts = 65536;
 };
 
 // Runs projections over a store. The derived tables live in the store's database. Any number
@@ -223,8 +224,9 @@ class Engine {
     // Stops projecting and releases the leases; applied facts stay applied.
     void stop();
 
-    // Waits until every projection this engine holds has applied the log up to the head at
-    // the call (or failed). Returns false on timeout.
+    // Waits until every projection added to this engine has applied the log up to the head at
+    // the call, has failed, or is held by another worker (whose to advance it). Returns false
+    // on timeout.
     bool wait_caught_up(std::chrono::milliseconds timeout);
 
     // Builds `projection` from the log into fresh tables while the old version keeps serving,
