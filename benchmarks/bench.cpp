@@ -14,6 +14,7 @@
 #include <libpq-fe.h>
 #include <sqlite3.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -22,6 +23,8 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <factstr/factstr.hpp>
 #include <filesystem>
@@ -54,6 +57,7 @@ struct Config {
     bool json = false;
     std::string json_file;
     std::string dir;
+    std::vector<std::string> only;  // workloads to run (W1…W8); empty: all
 };
 
 double seconds_since(Clock::time_point start) {
@@ -147,6 +151,10 @@ class Bench {
     }
 
     bool postgres() const { return config_.backend == "postgres"; }
+    bool want(const char* workload) const {
+        return config_.only.empty() ||
+               std::find(config_.only.begin(), config_.only.end(), workload) != config_.only.end();
+    }
 
     std::string url(const std::string& name) const {
         if (config_.backend == "memory") return "memory:";
@@ -406,6 +414,324 @@ class Bench {
         results_.push_back(r);
     }
 
+    // ---- W7: projections ------------------------------------------------------------------
+
+    // W7's projection: per account, 3 computations over 3 event types.
+    static projections::Projection w7_projection() {
+        using namespace projections;
+        Projection p("w7_accounts");
+        p.key_by("accountId");
+        p.count("deposits", on({"deposited"}));
+        p.weighted_sum("balance",
+                       {WeightedTerm{on({"deposited"}), 1, std::string("amount"), 1},
+                        WeightedTerm{on({"withdrawn"}), -1, std::string("amount"), 1},
+                        WeightedTerm{on({"charged"}), -1, std::string("amount"), 1}},
+                       ColumnType::integer);
+        p.average("mean_deposit", on({"deposited"}), "amount");
+        return p;
+    }
+
+    // Appends `size` facts of 3 types (60% deposited, 30% withdrawn, 10% charged) over
+    // `keys` accounts in batches of 1000; returns the number of deposits.
+    static std::size_t fill_accounts(Store& store, std::size_t size, std::size_t keys) {
+        std::mt19937_64 random(7);
+        std::vector<NewEvent> batch;
+        std::size_t deposits = 0;
+        for (std::size_t i = 0; i < size; ++i) {
+            const auto pick = random() % 10;
+            const char* type = pick < 6 ? "deposited" : pick < 9 ? "withdrawn" : "charged";
+            if (pick < 6) ++deposits;
+            batch.push_back(
+                {type, fmt::format(R"({{"accountId":"a{}","amount":{},"currency":"EUR"}})",
+                                   random() % keys, 1 + random() % 1000)});
+            if (batch.size() == 1000 || i + 1 == size) {
+                (void)store.append(std::move(batch));
+                batch.clear();
+            }
+        }
+        return deposits;
+    }
+
+    // The raw engine for the catch-up: one prepared SQLite upsert per fact into a table of
+    // the derived table's shape, 16384 per transaction (what a hand-written projector that
+    // does not aggregate a page first would do), same journal and synchronous settings.
+    double raw_sqlite_upserts(std::size_t rows, std::size_t keys) {
+        const std::string path = config_.dir + "/raw_upserts.db";
+        for (const char* suffix : {"", "-wal", "-shm"})
+            std::filesystem::remove(path + suffix);
+        sqlite3* db = nullptr;
+        sqlite3_open(path.c_str(), &db);
+        sqlite3_exec(db, "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr);
+        sqlite3_exec(
+            db, config_.sync == "full" ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+            nullptr, nullptr, nullptr);
+        sqlite3_exec(db,
+                     "CREATE TABLE accounts (account_id TEXT PRIMARY KEY, deposits INTEGER, "
+                     "balance INTEGER, mean_deposit REAL, mean_deposit_sum REAL, "
+                     "mean_deposit_count INTEGER)",
+                     nullptr, nullptr, nullptr);
+        sqlite3_stmt* upsert = nullptr;
+        sqlite3_prepare_v2(
+            db,
+            "INSERT INTO accounts VALUES (?1, ?2, ?3, ?4, ?4, ?2) ON CONFLICT (account_id) DO "
+            "UPDATE SET deposits = deposits + excluded.deposits, balance = balance + "
+            "excluded.balance, mean_deposit_sum = mean_deposit_sum + excluded.mean_deposit_sum, "
+            "mean_deposit_count = mean_deposit_count + excluded.mean_deposit_count, "
+            "mean_deposit = (mean_deposit_sum + excluded.mean_deposit_sum) / "
+            "NULLIF(mean_deposit_count + excluded.mean_deposit_count, 0)",
+            -1, &upsert, nullptr);
+        std::mt19937_64 random(7);
+        std::vector<std::string> names;
+        for (std::size_t k = 0; k < keys; ++k)
+            names.push_back(fmt::format("a{}", k));
+        auto start = Clock::now();
+        for (std::size_t i = 0; i < rows;) {
+            sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr);
+            for (std::size_t j = 0; j < 16384 && i < rows; ++j, ++i) {
+                const auto pick = random() % 10;
+                const auto& key = names[random() % keys];
+                const std::int64_t amount = 1 + static_cast<std::int64_t>(random() % 1000);
+                sqlite3_bind_text(upsert, 1, key.data(), static_cast<int>(key.size()),
+                                  SQLITE_STATIC);
+                sqlite3_bind_int64(upsert, 2, pick < 6 ? 1 : 0);
+                sqlite3_bind_int64(upsert, 3, pick < 6 ? amount : -amount);
+                if (pick < 6)
+                    sqlite3_bind_double(upsert, 4, static_cast<double>(amount));
+                else
+                    sqlite3_bind_null(upsert, 4);
+                sqlite3_step(upsert);
+                sqlite3_reset(upsert);
+            }
+            sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
+        }
+        const double rate = rows / seconds_since(start);
+        sqlite3_finalize(upsert);
+        sqlite3_close(db);
+        return rate;
+    }
+
+    // How many "live" deposits a reader sees in the derived data now. SQLite and PostgreSQL:
+    // another connection reads the account's row of the derived table (what any other
+    // process sees). Memory: Engine::read of a one-row projection counting the same facts
+    // (reading the 10k-row table would cost more than the lag being measured).
+    class LiveReader {
+      public:
+        LiveReader(Bench& bench, projections::Engine& engine) : bench_(bench), engine_(engine) {
+            static const char* sql =
+                "SELECT deposits FROM w7_accounts WHERE account_id = 'live'";
+            if (bench.config_.backend == "sqlite") {
+                sqlite3_open_v2(bench.sqlite_path("w7").c_str(), &db_, SQLITE_OPEN_READONLY,
+                                nullptr);
+                sqlite3_busy_timeout(db_, 1000);
+                sqlite3_prepare_v2(db_, sql, -1, &select_, nullptr);
+            } else if (bench.postgres()) {
+                pg_ = std::make_unique<PgConn>(bench.config_.url, bench.current_database_);
+                pg_->prepare("live", sql, 0);
+            }
+        }
+        ~LiveReader() {
+            if (select_) sqlite3_finalize(select_);
+            if (db_) sqlite3_close(db_);
+        }
+        std::size_t count() {
+            if (select_) {
+                std::size_t n = 0;
+                if (sqlite3_step(select_) == SQLITE_ROW)
+                    n = static_cast<std::size_t>(sqlite3_column_int64(select_, 0));
+                sqlite3_reset(select_);
+                return n;
+            }
+            if (pg_) {
+                PGresult* r = PQexecPrepared(pg_->get(), "live", 0, nullptr, nullptr, nullptr, 0);
+                pg_->check_keep(r, "live");
+                const std::size_t n =
+                    PQntuples(r) > 0 ? std::strtoull(PQgetvalue(r, 0, 0), nullptr, 10) : 0;
+                PQclear(r);
+                return n;
+            }
+            const auto table = engine_.read("w7_live");
+            if (table.rows.empty()) return 0;
+            const auto& cell = table.rows.front()[table.column("deposits")];
+            return static_cast<std::size_t>(std::get<std::int64_t>(cell));
+        }
+
+      private:
+        Bench& bench_;
+        projections::Engine& engine_;
+        sqlite3* db_ = nullptr;
+        sqlite3_stmt* select_ = nullptr;
+        std::unique_ptr<PgConn> pg_;
+    };
+
+    std::string sqlite_path(const std::string& name) const { return config_.dir + "/" + name + ".db"; }
+
+    // Polls `reader` until `n` live facts are visible (or a timeout), noting when each one
+    // became visible. `returned[i]` is when the i-th append returned (ns on the steady
+    // clock, shared by processes on Linux: CLOCK_MONOTONIC); `appended` how many did.
+    static std::vector<std::int64_t> poll_visibility(LiveReader& reader, std::size_t before,
+                                               std::size_t n,
+                                               const std::vector<std::int64_t>& returned) {
+        std::vector<std::int64_t> visible_at(n, 0);
+        std::size_t seen = 0;
+        Clock::time_point progress = Clock::now();
+        while (seen < n) {
+            const std::size_t count = std::min(reader.count() - before, n);
+            const std::int64_t now = Clock::now().time_since_epoch().count();
+            if (count > seen) progress = Clock::now();
+            for (; seen < count; ++seen)
+                visible_at[seen] = now;
+            if (Clock::now() - progress > std::chrono::seconds(30))
+                throw std::runtime_error(
+                    fmt::format("W7: live facts not visible after 30 s ({} of {})", seen, n));
+            std::this_thread::sleep_for(std::chrono::microseconds(200));
+        }
+        return visible_at;
+    }
+
+    static Result lag_result(std::string detail, const std::vector<std::int64_t>& visible_at,
+                             const std::vector<std::int64_t>& returned) {
+        std::vector<double> latencies;
+        for (std::size_t i = 0; i < visible_at.size(); ++i)
+            latencies.push_back(std::max<double>(0, (visible_at[i] - returned[i]) / 1000.0));
+        std::sort(latencies.begin(), latencies.end());
+        Result r{"W7", std::move(detail), 0, "samples"};
+        r.p50_us = latencies[latencies.size() / 2];
+        r.p99_us = latencies[latencies.size() * 99 / 100];
+        return r;
+    }
+
+    void w7() {
+        const std::size_t size = config_.quick ? (postgres() ? 50000 : 100000) : 1000000;
+        const std::size_t keys = 10000;
+        Store store = fresh("w7");
+        const std::size_t deposits = fill_accounts(store, size, keys);
+        const double target =
+            config_.backend == "memory" ? 1000000 : config_.backend == "sqlite" ? 200000 : 100000;
+
+        // (a) catch-up from checkpoint 0.
+        projections::Engine engine(store);
+        engine.add(w7_projection());
+        auto start = Clock::now();
+        engine.start();
+        if (!engine.wait_caught_up(std::chrono::minutes(30)))
+            throw std::runtime_error("W7: the projection did not catch up");
+        const double seconds = seconds_since(start);
+        for (const auto& s : engine.status())
+            if (s.error) throw std::runtime_error("W7: " + *s.error);
+        {
+            const auto table = engine.read("w7_accounts");
+            std::size_t counted = 0;
+            for (const auto& row : table.rows)
+                counted += static_cast<std::size_t>(
+                    std::get<std::int64_t>(row[table.column("deposits")]));
+            if (counted != deposits || table.rows.size() > keys)
+                throw std::runtime_error(fmt::format(
+                    "W7: wrong derived data: {} deposits in {} rows, expected {} in {}", counted,
+                    table.rows.size(), deposits, keys));
+        }
+        Result catchup{"W7",
+                       fmt::format("projection catch-up, {} facts, 10k keys, 3 computations "
+                                   "(target {}k/s)",
+                                   size, target / 1000),
+                       size / seconds};
+        if (config_.backend == "sqlite") catchup.raw_rate = raw_sqlite_upserts(size, keys);
+        results_.push_back(catchup);
+
+        // (b) live lag: single facts appended at a steady rate while the engine runs.
+        if (config_.backend == "memory") {
+            projections::Projection live("w7_live");
+            live.count("deposits", projections::on({"deposited"}, R"({"accountId":"live"})"));
+            engine.add(live);
+            // A projection added to a started engine is claimed at its next lease round
+            // (up to lease/3 later), and wait_caught_up does not wait for it: restart.
+            engine.stop();
+            engine.start();
+            if (!engine.wait_caught_up(std::chrono::minutes(5)))
+                throw std::runtime_error("W7: w7_live did not catch up");
+        }
+        const int rate = config_.quick ? 500 : 2000;
+        const std::size_t n = static_cast<std::size_t>(rate) * (config_.quick ? 1 : 5);
+        {
+            LiveReader reader(*this, engine);
+            const std::size_t before = reader.count();
+            std::vector<std::int64_t> returned(n, 0);
+            const auto interval = std::chrono::nanoseconds(1000000000LL / rate);
+            const auto t0 = Clock::now();
+            std::thread writer([&] {
+                for (std::size_t i = 0; i < n; ++i) {
+                    std::this_thread::sleep_until(t0 + i * interval);
+                    (void)store.append({{"deposited", R"({"accountId":"live","amount":1})"}});
+                    returned[i] = Clock::now().time_since_epoch().count();
+                }
+            });
+            std::vector<std::int64_t> visible_at;
+            try {
+                visible_at = poll_visibility(reader, before, n, returned);
+            } catch (...) {
+                writer.join();
+                throw;
+            }
+            writer.join();
+            const double achieved = n / seconds_since(t0);
+            results_.push_back(lag_result(
+                fmt::format("live lag, append returned -> visible, in-process, {:.0f}/s",
+                            std::min<double>(achieved, rate)),
+                visible_at, returned));
+        }
+
+        // (c) the same with the appends from another process (SQLite, PostgreSQL).
+        if (config_.backend != "memory") {
+            LiveReader reader(*this, engine);
+            const std::size_t before = reader.count();
+            const std::string exe = std::filesystem::read_symlink("/proc/self/exe").string();
+            const std::string target_store =
+                postgres() ? config_.url + "\n" + current_database_ : url("w7");
+            int fds[2];
+            if (pipe(fds) != 0) throw std::runtime_error("W7: pipe failed");
+            const pid_t child = fork();
+            if (child == 0) {
+                dup2(fds[1], STDOUT_FILENO);
+                close(fds[0]);
+                close(fds[1]);
+                const std::string rate_text = std::to_string(rate), n_text = std::to_string(n);
+                execl(exe.c_str(), exe.c_str(), "--w7-writer", target_store.c_str(),
+                      "--w7-rate", rate_text.c_str(), "--w7-count", n_text.c_str(),
+                      static_cast<char*>(nullptr));
+                _exit(127);
+            }
+            close(fds[1]);
+            std::vector<std::int64_t> returned(n, 0);
+            std::thread pipe_reader([&] {
+                FILE* in = fdopen(fds[0], "r");
+                long long t = 0;
+                for (std::size_t i = 0; i < n && std::fscanf(in, "%lld", &t) == 1; ++i)
+                    returned[i] = t;
+                std::fclose(in);
+            });
+            std::vector<std::int64_t> visible_at;
+            std::string failure;
+            const auto t0 = Clock::now();
+            try {
+                visible_at = poll_visibility(reader, before, n, returned);
+            } catch (const std::exception& e) {
+                failure = e.what();
+                kill(child, SIGKILL);
+            }
+            const double achieved = n / seconds_since(t0);
+            int status = 0;
+            waitpid(child, &status, 0);
+            pipe_reader.join();  // the writer printed its last time before it exited
+            if (!failure.empty() || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                throw std::runtime_error(fmt::format("W7: cross-process writer failed ({}): {}",
+                                                     status, failure));
+            results_.push_back(lag_result(
+                fmt::format("live lag, append in another process -> visible, {:.0f}/s",
+                            std::min<double>(achieved, rate)),
+                visible_at, returned));
+        }
+        engine.stop();
+    }
+
     // The raw engine: prepared one-row inserts in transactions of `per_transaction` rows,
     // same journal and synchronous settings as the store.
     double raw_sqlite_inserts(std::size_t rows, std::size_t per_transaction) {
@@ -575,17 +901,22 @@ class Bench {
             PgConn server(config_.url, "");
             server_version_ = server.value("SHOW server_version");
         }
-        w1();
-        w2(100);
-        w2(10000);
+        if (want("W1") || want("W3")) w1();
+        if (want("W2")) {
+            w2(100);
+            w2(10000);
+        }
         std::vector<std::size_t> sizes = {10000, 100000, 1000000};
         if (config_.quick) sizes = {10000, 100000};
-        for (std::size_t size : sizes)
-            w3(size, &raw_single_);
-        for (unsigned threads : {1u, 4u, 16u})
-            w4(threads);
-        w5(16, 0);
-        w6();
+        if (want("W3"))
+            for (std::size_t size : sizes)
+                w3(size, &raw_single_);
+        if (want("W4"))
+            for (unsigned threads : {1u, 4u, 16u})
+                w4(threads);
+        if (want("W5")) w5(16, 0);
+        if (want("W6")) w6();
+        if (want("W7")) w7();
     }
 
     void run() {
@@ -593,22 +924,27 @@ class Bench {
             run_postgres();
             return;
         }
-        w1();
-        w2(100);
-        w2(10000);
-        double raw_single = config_.backend == "sqlite"
+        if (want("W1")) w1();
+        if (want("W2")) {
+            w2(100);
+            w2(10000);
+        }
+        double raw_single = config_.backend == "sqlite" && (want("W3") || want("W5"))
                                 ? raw_sqlite_inserts(config_.sync == "full" ? 1000 : 20000, 1)
                                 : 0;
         std::vector<std::size_t> sizes = {10000, 100000, 1000000};
         if (config_.quick) sizes = {10000, 100000};
         if (config_.backend == "memory" && !config_.quick) sizes.push_back(10000000);
-        for (std::size_t size : sizes)
-            w3(size, config_.backend == "sqlite" ? &raw_single : nullptr);
-        for (unsigned threads : {1u, 4u, 16u})
-            w4(threads);
-        w5(16, config_.backend == "sqlite" ? raw_single : 0);
-        w6();
-        if (config_.backend == "memory") {
+        if (want("W3"))
+            for (std::size_t size : sizes)
+                w3(size, config_.backend == "sqlite" ? &raw_single : nullptr);
+        if (want("W4"))
+            for (unsigned threads : {1u, 4u, 16u})
+                w4(threads);
+        if (want("W5")) w5(16, config_.backend == "sqlite" ? raw_single : 0);
+        if (want("W6")) w6();
+        if (want("W7")) w7();
+        if (config_.backend == "memory" && want("W8")) {
             w8(1000000);
             if (!config_.quick) w8(10000000);
         }
@@ -694,7 +1030,41 @@ int main(int argc, char** argv) {
     app.add_flag("--json", config.json, "print JSON instead of a table");
     app.add_option("--json-file", config.json_file, "also write the JSON results to this file");
     app.add_option("--dir", config.dir, "directory for database files (default: a temporary one)");
+    app.add_option("--only", config.only,
+                   "run only these workloads (W1 … W8; repeat or comma-separate)")
+        ->delimiter(',');
+    // W7's writer process (internal): appends `count` single facts at `rate` per second to
+    // STORE, printing when each append returned (steady clock, ns) on stdout.
+    std::string w7_writer;
+    int w7_rate = 0;
+    std::size_t w7_count = 0;
+    app.add_option("--w7-writer", w7_writer)->group("");
+    app.add_option("--w7-rate", w7_rate)->group("");
+    app.add_option("--w7-count", w7_count)->group("");
     CLI11_PARSE(app, argc, argv);
+    if (!w7_writer.empty()) {
+        try {
+            const auto newline = w7_writer.find('\n');
+            Store store = newline == std::string::npos
+                              ? open(w7_writer)
+                              : Store(bootstrap_postgres(w7_writer.substr(0, newline),
+                                                         w7_writer.substr(newline + 1)));
+            const auto interval = std::chrono::nanoseconds(1000000000LL / std::max(1, w7_rate));
+            const auto t0 = Clock::now();
+            for (std::size_t i = 0; i < w7_count; ++i) {
+                std::this_thread::sleep_until(t0 + i * interval);
+                (void)store.append({{"deposited", R"({"accountId":"live","amount":1})"}});
+                std::printf("%lld\n",
+                            static_cast<long long>(Clock::now().time_since_epoch().count()));
+                std::fflush(stdout);
+            }
+            store.close();
+        } catch (const std::exception& e) {
+            fmt::print(stderr, "factstr-bench --w7-writer: {}\n", e.what());
+            return 1;
+        }
+        return 0;
+    }
     if (config.backend == "postgres" && config.url.empty()) {
         if (const char* url = std::getenv("FACTSTR_TEST_POSTGRES_URL")) config.url = url;
         if (config.url.empty()) {

@@ -25,8 +25,10 @@ enum Exit : int {
     exit_ok = 0,
     exit_internal = 1,   // an unexpected failure (a bug)
     exit_bad_input = 2,  // usage, invalid JSON, invalid query, unknown URL scheme
-    exit_conflict = 3,   // a conditional append (append_if) found another context version
+    exit_conflict = 3,   // append_if found another context version; a projection declaration
+                         // differs from the one the store holds (projections run)
     exit_store = 4,      // the store failed or could not be opened (not a factstr database…)
+    exit_projection_failed = 5,  // a projection failed on a fact (projections status/run/rebuild)
 };
 
 // A failure the command reports on one line of stderr and turns into an exit code.
@@ -62,6 +64,7 @@ Command add_streams(CLI::App& root, const Globals& globals);
 Command add_export(CLI::App& root, const Globals& globals);
 Command add_import(CLI::App& root, const Globals& globals);
 Command add_demo(CLI::App& root, const Globals& globals);
+Command add_projections(CLI::App& root, const Globals& globals);
 
 // Terminal detection: tables and colors only when the stream is a terminal.
 bool stdout_is_tty();

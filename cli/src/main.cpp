@@ -16,7 +16,7 @@ constexpr const char* kFooter = R"(Store URLs:
   memory:                  a store that lives as long as this process
   sqlite:PATH              an SQLite file (created when missing), e.g. sqlite:./facts.db
                            options: ?sync=full|normal&busy_timeout_ms=N&poll_ms=N
-  postgres://…             PostgreSQL (once that backend is available)
+  postgres://…             PostgreSQL, e.g. postgres://user@host:5432/db (any libpq connection string)
   Taken from --store, else $FACTSTR_STORE, else sqlite:./facts.db.
 
 Exit codes:
@@ -24,9 +24,13 @@ Exit codes:
   1  unexpected internal failure
   2  bad input: usage error, unknown subcommand, invalid JSON (named by line),
      invalid query, unknown store URL scheme; nothing was written
-  3  conditional append conflict (append --if-context … --expect …); nothing was written
+  3  conditional append conflict (append --if-context … --expect …); nothing was written.
+     Also: projections run found another declaration recorded under a projection's name
+     (run 'factstr projections rebuild FILE')
   4  store failure: cannot open or read the store (e.g. a file that is not a factstr
      database, which is left untouched), connection lost, storage error
+  5  a projection failed on a fact: projections status (any failed projection),
+     projections run --until-caught-up, projections rebuild
 
 Output: tables and colors only when stdout is a terminal; plain, stable, tab-separated
 or JSON output when piped. Progress bars only when stderr is a terminal.
@@ -42,7 +46,7 @@ int report(const std::string& context, int code, const std::string& message) {
 int main(int argc, char** argv) {
     CLI::App app{
         "factstr — the command for a factstr event log (append, query, tail, "
-        "stats, streams, export, import, demo)",
+        "stats, streams, export, import, demo, projections)",
         "factstr"};
     app.footer(kFooter);
     app.require_subcommand(1);
@@ -61,6 +65,7 @@ int main(int argc, char** argv) {
         fcli::add_tail(app, globals),    fcli::add_stats(app, globals),
         fcli::add_streams(app, globals), fcli::add_export(app, globals),
         fcli::add_import(app, globals),  fcli::add_demo(app, globals),
+        fcli::add_projections(app, globals),
     };
 
     // An unknown subcommand is reported by name rather than as "arguments not expected".
@@ -77,7 +82,7 @@ int main(int argc, char** argv) {
         if (!known)
             return report("factstr", fcli::exit_bad_input,
                           fmt::format("unknown subcommand '{}' (known: append, query, tail, "
-                                      "stats, streams, export, import, demo; see factstr --help)",
+                                      "stats, streams, export, import, demo, projections; see factstr --help)",
                                       arg));
         break;
     }
@@ -109,6 +114,10 @@ int main(int argc, char** argv) {
         } catch (const factstr::InvalidInput& e) {
             return report(context, fcli::exit_bad_input, e.what());
         } catch (const factstr::StoreError& e) {
+            if (e.code() == factstr::ErrorCode::projection_failed)
+                return report(context, fcli::exit_projection_failed, e.what());
+            if (e.code() == factstr::ErrorCode::declaration_changed)
+                return report(context, fcli::exit_conflict, e.what());
             return report(context, fcli::exit_store, e.what());
         } catch (const factstr::StreamError& e) {
             return report(context, fcli::exit_store, e.what());

@@ -61,8 +61,10 @@ void Progress::draw(bool final) {
             std::min(1.0, static_cast<double>(done_) / static_cast<double>(total_));
         const int width = 30;
         const int filled = static_cast<int>(fraction * width);
-        line += "[" + std::string(static_cast<std::size_t>(filled), '#') +
-                std::string(static_cast<std::size_t>(width - filled), '.') + "] ";
+        line += '[';
+        line.append(static_cast<std::size_t>(filled), '#');
+        line.append(static_cast<std::size_t>(width - filled), '.');
+        line += "] ";
         line += fmt::format("{:3.0f}% ", fraction * 100);
     }
     line += fmt::format("{} {}  {:.0f} {}/s", count_, unit_, rate, unit_);

@@ -124,10 +124,27 @@ class Projector : public std::enable_shared_from_this<Projector> {
             });
     }
 
-    // Stops the stream and waits for a page being written.
+    // Stops the stream and waits for a page being written. A checkpoint moved past facts
+    // this projection ignores is written now, so a restart does not read them again.
     void stop() {
         subscription_.unsubscribe();
         std::lock_guard apply(apply_mutex_);
+        SequenceNumber from, to;
+        bool running;
+        {
+            std::lock_guard lock(mutex_);
+            running = phase_ == Phase::running;
+            from = persisted_;
+            to = position_;
+        }
+        if (running && to > from) {
+            try {
+                if (tables_->apply(plan_, PageDelta{}, Fence{from, to, worker_, plan_.fingerprint(), false}))
+                    set_position(to, true);
+            } catch (const std::exception&) {
+                // Only the saving of a skip is lost: those facts are read again after a restart.
+            }
+        }
         std::lock_guard lock(mutex_);
         if (phase_ == Phase::running) phase_ = Phase::stopped;
     }

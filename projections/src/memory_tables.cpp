@@ -169,7 +169,7 @@ class MemoryTables final : public DerivedTables {
             row.error.reset();
             row.error_position.reset();
         }
-        for (std::size_t t = 0; t < plan.tables().size(); ++t) {
+        for (std::size_t t = 0; t < delta.tables.size(); ++t) {
             const TableSpec& spec = plan.tables()[t];
             MemoryTable& table = db_->tables[spec.physical_name(fence.rebuild)];
             for (const RowUpdate& update : delta.tables[t]) {

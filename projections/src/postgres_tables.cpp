@@ -207,7 +207,7 @@ class PostgresTables final : public DerivedTables {
                                fence.fingerprint, fence.worker},
                               "moving a projection checkpoint");
                 if (std::string_view(PQcmdTuples(fenced.get())) != "1") return;
-                for (std::size_t t = 0; t < plan.tables().size(); ++t)
+                for (std::size_t t = 0; t < delta.tables.size(); ++t)  // none: a checkpoint-only write
                     write_rows(plan.tables()[t], delta.tables[t], fence.rebuild);
                 applied = true;
             },

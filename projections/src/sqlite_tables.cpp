@@ -217,7 +217,7 @@ class SqliteTables final : public DerivedTables {
             if (!fence.rebuild) update->bind(6, std::string_view(fence.worker));
             update->run();
             if (sqlite3_changes(db_.handle()) != 1) return;  // fenced off: roll back
-            for (std::size_t t = 0; t < plan.tables().size(); ++t)
+            for (std::size_t t = 0; t < delta.tables.size(); ++t)  // none: a checkpoint-only write
                 write_rows(plan.tables()[t], delta.tables[t], fence.rebuild);
             applied = true;
         }, [&] { return applied; });

@@ -122,11 +122,20 @@ case_help() {
   expect_out_has "Exit codes:"
   expect_out_has "3  conditional append conflict"
   expect_out_has "FACTSTR_STORE"
-  for sub in append query tail stats streams export import demo; do
-    run "$sub" --help
+  for sub in append query tail stats streams export import demo projections \
+    "projections list" "projections status" "projections show" "projections run" \
+    "projections rebuild"; do
+    # shellcheck disable=SC2086
+    run $sub --help
     expect_rc 0 "$sub --help"
     expect_out_has "Usage:" "$sub --help"
   done
+  run projections status --help
+  expect_out_has "Exit code 5 when any projection is failed" "projections status --help"
+  run projections run --help
+  expect_out_has "--until-caught-up" "projections run --help"
+  run --help
+  expect_out_has "5  a projection failed on a fact"
   run --version
   expect_rc 0 version
 }
@@ -519,6 +528,150 @@ bad_input_sqlite_files() {
   mkdir "$WORK/dir"
   run --store "sqlite:$WORK/dir" stats
   expect_rc 4 "a directory"
+}
+
+# Projections: a worker run until caught up, the derived table (show, status, SQL), a
+# declaration error, a changed declaration refused then rebuilt, a worker stopped by SIGTERM,
+# and a projection that fails on a fact.
+write_accounts_declaration() {  # FILE [EXTRA_COMPUTATION_JSON]
+  cat >"$1" <<EOF
+{"name":"accounts","key":["accountId"],"computations":[
+ {"column":"deposits","kind":"count","filter":{"event_types":["deposited"]}},
+ {"column":"balance","kind":"weighted_sum","type":"integer","terms":[
+   {"filter":{"event_types":["deposited"]},"weight":1,"field":"amount"},
+   {"filter":{"event_types":["withdrawn"]},"weight":-1,"field":"amount"}]},
+ {"column":"status","kind":"state_machine","states":["open","frozen","closed"],"initial":"open",
+  "transitions":[{"from":["open"],"on":{"event_types":["frozen"]},"to":"frozen"},
+                 {"from":["frozen"],"on":{"event_types":["unfrozen"]},"to":"open"},
+                 {"from":["open","frozen"],"on":{"event_types":["closed"]},"to":"closed"}]}${2:+,$2}]}
+EOF
+}
+
+case_projections() {
+  write_accounts_declaration "$WORK/accounts.json"
+  printf '%s\n' '{"name":"accounts","key":["accountId"],"computations":[{"column":"n","kind":"frobnicate"}]}' >"$WORK/bad.json"
+  printf '%s\n' '{"name":"accounts",' >"$WORK/broken.json"
+  run projections run --until-caught-up "$WORK/bad.json"
+  expect_rc 2 "an invalid declaration"
+  expect_err_has "$WORK/bad.json: invalid declaration"
+  expect_err_lines 1 "an invalid declaration"
+  run projections run --until-caught-up "$WORK/broken.json"
+  expect_rc 2 "a declaration that is not JSON"
+  expect_err_has "$WORK/broken.json"
+  run projections run --until-caught-up "$WORK/missing.json"
+  expect_rc 2 "a missing file"
+  run projections run --until-caught-up "$WORK/accounts.json" "$WORK/accounts.json"
+  expect_rc 2 "declared twice"
+  expect_err_has "projection 'accounts' is declared twice"
+  run projections show nothing
+  expect_rc 2 "show an unknown table"
+  expect_err_has "no projection has a table named 'nothing'"
+  if [ "$BACKEND" = memory ]; then
+    # The store lives in one process: a run on it is all there is to see.
+    run projections run --until-caught-up "$WORK/accounts.json"
+    expect_rc 0 "run on memory"
+    expect_err_has "caught up with head 0"
+    run projections status
+    expect_rc 0
+    expect_out ""
+    return
+  fi
+
+  "$FACTSTR" append -t deposited -p '{"accountId":"a1","amount":100}' \
+    -t deposited -p '{"accountId":"a2","amount":5}' -t deposited -p '{"accountId":"a1","amount":50}' \
+    -t withdrawn -p '{"accountId":"a1","amount":30}' -t frozen -p '{"accountId":"a1"}' >/dev/null
+  "$FACTSTR" append -t closed -p '{"accountId":"a2"}' -t unfrozen -p '{"accountId":"a1"}' \
+    -t withdrawn -p '{"accountId":"a3","amount":7}' -t unfrozen -p '{"accountId":"a2"}' \
+    -t other -p '{"accountId":"a1","amount":1000}' >/dev/null
+  run projections run --until-caught-up --worker-id cli-test "$WORK/accounts.json"
+  expect_rc 0 "run until caught up"
+  expect_err_has "caught up with head 10"
+  expect_err_has "accounts caught_up checkpoint 10/10 lag 0 facts"
+  run projections show accounts
+  expect_rc 0 show
+  expect_out $'account_id\tdeposits\tbalance\tstatus\tstatus_ignored\na1\t2\t120\topen\t0\na2\t1\t5\tclosed\t1\na3\t0\t-7\topen\t0' "show"
+  run projections show accounts --json
+  expect_out '[{"account_id":"a1","deposits":2,"balance":120,"status":"open","status_ignored":0},{"account_id":"a2","deposits":1,"balance":5,"status":"closed","status_ignored":1},{"account_id":"a3","deposits":0,"balance":-7,"status":"open","status_ignored":0}]' "show --json"
+  run projections status --json
+  expect_rc 0 "status"
+  [[ "$OUT" == '[{"name":"accounts","state":"stopped","checkpoint":10,"head":10,"lag_facts":0,"lag_ms":0,"owner":null,"error":null,"error_position":null,"rebuild_checkpoint":null,"fingerprint":"'*'"}]' ]] ||
+    fail "status --json: $OUT"
+  run projections status
+  expect_out $'accounts\tstopped\t10\t10\t0\t0\t-\t-\t-' "status piped"
+  run projections list
+  expect_rc 0 list
+  [[ "$OUT" == $'accounts\t'*$'\taccounts(account_id,deposits,balance,status,status_ignored)' ]] ||
+    fail "list: $OUT"
+  run projections list --json
+  expect_out_has '"tables":[{"name":"accounts","columns":["account_id","deposits","balance","status","status_ignored"]}],"declaration":{"name":"accounts","key":[{"field":"accountId"'
+  local sql='SELECT account_id, deposits, balance, status FROM accounts ORDER BY account_id'
+  if [ "$BACKEND" = sqlite ]; then
+    if command -v sqlite3 >/dev/null; then
+      [ "$(sqlite3 -separator ' ' "$WORK/facts.db" "$sql")" = $'a1 2 120 open\na2 1 5 closed\na3 0 -7 open' ] ||
+        fail "sqlite3 sees: $(sqlite3 "$WORK/facts.db" 'SELECT * FROM accounts' 2>&1)"
+    else
+      echo "note: sqlite3 is not installed; the SQL check is skipped"
+    fi
+  else
+    [ "$(psql "$STORE" -X -q -A -t -F ' ' -c "$sql")" = $'a1 2 120 open\na2 1 5 closed\na3 0 -7 open' ] ||
+      fail "psql sees: $(psql "$STORE" -X -A -t -c 'SELECT * FROM accounts' 2>&1)"
+  fi
+
+  # A changed declaration is refused (exit 3, pointing at rebuild); rebuild replaces it.
+  write_accounts_declaration "$WORK/accounts2.json" \
+    '{"column":"withdrawals","kind":"count","filter":{"event_types":["withdrawn"]}}'
+  run projections run --until-caught-up "$WORK/accounts2.json"
+  expect_rc 3 "a changed declaration"
+  expect_err_has "factstr projections rebuild $WORK/accounts2.json"
+  expect_err_lines 1 "a changed declaration"
+  run projections rebuild "$WORK/accounts2.json"
+  expect_rc 0 rebuild
+  expect_out_has "accounts: rebuilt through #10"
+  run projections show accounts
+  expect_out $'account_id\tdeposits\tbalance\tstatus\tstatus_ignored\twithdrawals\na1\t2\t120\topen\t0\t1\na2\t1\t5\tclosed\t1\t0\na3\t0\t-7\topen\t0\t1' "show after rebuild"
+  run projections run --until-caught-up "$WORK/accounts.json"
+  expect_rc 3 "the old declaration after the rebuild"
+
+  # A worker until SIGTERM follows new facts, then releases its lease.
+  "$FACTSTR" projections run --report-ms 0 --worker-id live-worker "$WORK/accounts2.json" \
+    >"$WORK/run.out" 2>"$WORK/run.err" &
+  local pid=$! i
+  for i in $(seq 1 50); do
+    [[ "$("$FACTSTR" projections status 2>/dev/null)" == *live-worker* ]] && break
+    sleep 0.1
+  done
+  run projections status
+  expect_out $'accounts\tcaught_up\t10\t10\t0\t0\tlive-worker\t-\t-' "status with a live worker"
+  "$FACTSTR" append -t deposited -p '{"accountId":"a3","amount":17}' >/dev/null
+  for i in $(seq 1 50); do
+    [[ "$("$FACTSTR" projections show accounts)" == *$'a3\t1\t10\t'* ]] && break
+    sleep 0.1
+  done
+  run projections show accounts
+  expect_out_has $'a3\t1\t10\topen\t0\t1' "the live worker applied a new fact"
+  kill -TERM "$pid"
+  wait "$pid"
+  local rc=$?
+  [ "$rc" -eq 0 ] || fail "run exited $rc after SIGTERM: $(cat "$WORK/run.err")"
+  grep -q "leases released" "$WORK/run.err" || fail "run stderr: $(cat "$WORK/run.err")"
+  run projections status
+  expect_out $'accounts\tstopped\t11\t11\t0\t0\t-\t-\t-' "status after the worker stopped"
+
+  # A fact the projection cannot apply: run exits 5 naming it, status shows it (exit 5),
+  # the derived data stays as it was before that fact.
+  "$FACTSTR" append -t deposited -p '{"accountId":"a1","amount":"lots"}' >/dev/null
+  run projections run --until-caught-up "$WORK/accounts2.json"
+  expect_rc 5 "a failing projection"
+  expect_err_has "projection 'accounts' failed at #12"
+  run projections status --json
+  expect_rc 5 "status of a failed projection"
+  expect_out_has '"state":"failed","checkpoint":11,"head":12,"lag_facts":1,'
+  expect_out_has '"error_position":12,'
+  run projections status
+  expect_rc 5 "status piped, failed"
+  [[ "$OUT" == $'accounts\tfailed\t11\t12\t1\t'*$'\t-\t12\t'*amount* ]] || fail "status piped, failed: $OUT"
+  run projections show accounts
+  expect_out_has $'a1\t2\t120\topen\t0\t1' "values before the failing fact"
 }
 
 "case_$CASE"
