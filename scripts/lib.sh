@@ -4,6 +4,12 @@ FACTSTR_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 FACTSTR_BUILD_PACKAGES=(build-essential cmake ninja-build pkg-config libsqlite3-dev libpq-dev
   libsimdjson-dev libboost-dev catch2 libcli11-dev libfmt-dev libxxhash-dev)
 FACTSTR_POSTGRES_PACKAGES=(postgresql)
+# The Node binding's tests (bindings/node) need node and npm. This project's machines have
+# them from their nodejs package (NodeSource's, which bundles npm); a machine without them
+# gets Debian's.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  FACTSTR_BUILD_PACKAGES+=(nodejs npm)
+fi
 
 log() { printf '==> %s\n' "$*" >&2; }
 

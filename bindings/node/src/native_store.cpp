@@ -1,0 +1,288 @@
+#include "native_store.hpp"
+
+#include <factstr/query.hpp>
+#include <string>
+#include <utility>
+
+#include "addon_data.hpp"
+#include "errors.hpp"
+#include "records.hpp"
+
+namespace factstr_node {
+namespace {
+
+std::string string_argument(const Napi::CallbackInfo& info, std::size_t index, const char* what) {
+    if (info.Length() <= index || !info[index].IsString())
+        throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a string");
+    return info[index].As<Napi::String>().Utf8Value();
+}
+
+// The events of append/appendIf: (type, payload) for one event, or a flat array of pairs.
+std::vector<factstr::NewEvent> events_argument(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::vector<factstr::NewEvent> events;
+    if (info.Length() > 0 && info[0].IsString()) {
+        events.push_back(
+            {info[0].As<Napi::String>().Utf8Value(), string_argument(info, 1, "payload")});
+        return events;
+    }
+    if (info.Length() == 0 || !info[0].IsArray())
+        throw Napi::TypeError::New(env, "events must be an array");
+    auto flat = info[0].As<Napi::Array>();
+    const std::uint32_t length = flat.Length();
+    if (length % 2 != 0) throw Napi::TypeError::New(env, "events must come as type/payload pairs");
+    events.reserve(length / 2);
+    for (std::uint32_t i = 0; i < length; i += 2) {
+        Napi::Value type = flat.Get(i);
+        Napi::Value payload = flat.Get(i + 1);
+        if (!type.IsString() || !payload.IsString())
+            throw Napi::TypeError::New(
+                env, "event " + std::to_string(i / 2) + ": event_type and payload must be strings");
+        events.push_back(
+            {type.As<Napi::String>().Utf8Value(), payload.As<Napi::String>().Utf8Value()});
+    }
+    return events;
+}
+
+std::optional<factstr::EventQuery> query_argument(const Napi::CallbackInfo& info,
+                                                  std::size_t index) {
+    if (info.Length() <= index || info[index].IsNull() || info[index].IsUndefined())
+        return std::nullopt;
+    return factstr::parse_event_query(string_argument(info, index, "query"));
+}
+
+Napi::Value optional_bigint(Napi::Env env, const std::optional<factstr::SequenceNumber>& value) {
+    if (!value) return env.Undefined();
+    return Napi::BigInt::New(env, static_cast<std::uint64_t>(*value));
+}
+
+// Result of a durable registration, handed from a stream thread to the JavaScript thread.
+struct Registration {
+    factstr::Subscription subscription;
+    std::exception_ptr failure;
+};
+
+struct RegistrationContext {
+    Napi::Promise::Deferred deferred;
+    std::shared_ptr<DeliveryChannel> channel;
+    Napi::ObjectReference store;  // the store stays alive until the registration settles
+};
+
+void settle_registration(Napi::Env env, Napi::Function, RegistrationContext* context,
+                         Registration* raw) {
+    std::unique_ptr<Registration> registration(raw);
+    if (env == nullptr) {
+        context->channel->close();
+        return;
+    }
+    try {
+        Napi::HandleScope scope(env);
+        if (registration->failure) {
+            context->channel->close();
+            context->deferred.Reject(to_js_error(env, registration->failure).Value());
+            return;
+        }
+        context->deferred.Resolve(NativeSubscription::create(
+            env, std::move(registration->subscription), context->channel));
+    } catch (const Napi::Error&) {
+        // The environment is going away (a worker being terminated): nobody awaits the
+        // Promise any more.
+        context->channel->close();
+    }
+}
+
+using RegistrationFunction =
+    Napi::TypedThreadSafeFunction<RegistrationContext, Registration, settle_registration>;
+
+}  // namespace
+
+Napi::Function NativeStore::define(Napi::Env env) {
+    return DefineClass(env, "NativeStore",
+                       {
+                           InstanceMethod<&NativeStore::append>("append"),
+                           InstanceMethod<&NativeStore::append_if>("appendIf"),
+                           InstanceMethod<&NativeStore::query>("query"),
+                           InstanceMethod<&NativeStore::stream_live>("streamLive"),
+                           InstanceMethod<&NativeStore::stream_durable>("streamDurable"),
+                           InstanceMethod<&NativeStore::head>("head"),
+                           InstanceMethod<&NativeStore::close>("close"),
+                       });
+}
+
+NativeStore::NativeStore(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeStore>(info) {
+    Napi::Env env = info.Env();
+    const std::string kind = string_argument(info, 0, "store kind");
+    if (info.Length() < 4 || !info[3].IsTypedArray() ||
+        info[3].As<Napi::TypedArray>().TypedArrayType() != napi_biguint64_array ||
+        info[3].As<Napi::TypedArray>().ElementLength() < 4)
+        throw Napi::TypeError::New(env, "NativeStore needs a BigUint64Array(4) for results");
+    auto slots = info[3].As<Napi::BigUint64Array>();
+    slots_reference_ = Napi::Persistent(slots);
+    slots_ = slots.Data();
+    store_ = translate_errors(env, [&] {
+        if (kind == "memory") return std::make_unique<factstr::Store>(factstr::memory_store());
+        if (kind == "sqlite")
+            return std::make_unique<factstr::Store>(
+                factstr::sqlite_store(string_argument(info, 1, "path")));
+        if (kind == "postgres")
+            return std::make_unique<factstr::Store>(
+                factstr::open(string_argument(info, 1, "databaseUrl")));
+        if (kind == "bootstrap")
+            return std::make_unique<factstr::Store>(factstr::bootstrap(
+                string_argument(info, 1, "serverUrl"), string_argument(info, 2, "databaseName")));
+        throw Napi::TypeError::New(env, "unknown store kind '" + kind + "'");
+    });
+}
+
+NativeStore::~NativeStore() {
+    close_store();
+}
+
+factstr::Store& NativeStore::store(Napi::Env env) {
+    if (closed_) {
+        Napi::Error error = Napi::Error::New(env, "the store is closed");
+        error.Set("code", Napi::String::New(env, "closed"));
+        throw error;
+    }
+    return *store_;
+}
+
+void NativeStore::close_store() {
+    if (closed_ || !store_) return;
+    closed_ = true;
+    // Stops every stream first (no handler runs after this), then lets go of the channels.
+    try {
+        store_->close();
+    } catch (...) {
+        // Closing releases what it can; a failure here leaves nothing more to do.
+    }
+    for (auto& weak : channels_)
+        if (auto channel = weak.lock()) channel->close();
+    channels_.clear();
+}
+
+Napi::Value NativeStore::append(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    factstr::Store& target = store(env);
+    std::vector<factstr::NewEvent> events = events_argument(info);
+    factstr::AppendResult result =
+        translate_errors(env, [&] { return target.append(std::move(events)); });
+    slots_[0] = result.first_sequence_number;
+    slots_[1] = result.last_sequence_number;
+    slots_[2] = result.committed_count;
+    return env.Undefined();
+}
+
+Napi::Value NativeStore::append_if(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    factstr::Store& target = store(env);
+    std::vector<factstr::NewEvent> events = events_argument(info);
+    std::optional<factstr::SequenceNumber> expected;
+    if (info.Length() > 3 && info[3].IsBigInt()) {
+        bool lossless = false;
+        expected = info[3].As<Napi::BigInt>().Uint64Value(&lossless);
+        if (!lossless)
+            throw Napi::RangeError::New(env, "expectedContextVersion must fit in 64 bits");
+    }
+    factstr::AppendIfResult outcome = translate_errors(env, [&] {
+        factstr::EventQuery context = query_argument(info, 2).value_or(factstr::EventQuery{});
+        return target.append_if(std::move(events), context, expected);
+    });
+    if (const auto* committed = outcome.append_result()) {
+        slots_[0] = committed->first_sequence_number;
+        slots_[1] = committed->last_sequence_number;
+        slots_[2] = committed->committed_count;
+        return Napi::Boolean::New(env, true);
+    }
+    const auto* conflict = outcome.conflict();
+    slots_[0] = conflict->expected_context_version.has_value();
+    slots_[1] = conflict->expected_context_version.value_or(0);
+    slots_[2] = conflict->actual_context_version.has_value();
+    slots_[3] = conflict->actual_context_version.value_or(0);
+    return Napi::Boolean::New(env, false);
+}
+
+Napi::Value NativeStore::query(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    factstr::Store& target = store(env);
+    factstr::QueryResult result = translate_errors(
+        env, [&] { return target.query(query_argument(info, 0).value_or(factstr::EventQuery{})); });
+    EncodedRecords encoded = encode_records(result.event_records);
+    Napi::Array out = Napi::Array::New(env, 4);
+    out.Set(0u, sequence_numbers_to_js(env, encoded.sequence_numbers));
+    out.Set(1u, Napi::String::New(env, encoded.json));
+    out.Set(2u, optional_bigint(env, result.last_returned_sequence_number));
+    out.Set(3u, optional_bigint(env, result.current_context_version));
+    return out;
+}
+
+std::shared_ptr<DeliveryChannel> NativeStore::open_channel(Napi::Env env, Napi::Value dispatch) {
+    if (!dispatch.IsFunction())
+        throw Napi::TypeError::New(env, "the stream handler must be a function");
+    std::erase_if(channels_, [](const auto& weak) { return weak.expired(); });
+    auto channel = DeliveryChannel::open(env, dispatch.As<Napi::Function>());
+    channels_.push_back(channel);
+    return channel;
+}
+
+Napi::Value NativeStore::stream_live(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    factstr::Store& target = store(env);
+    std::optional<factstr::EventQuery> query =
+        translate_errors(env, [&] { return query_argument(info, 0); });
+    auto channel = open_channel(env, info.Length() > 1 ? info[1] : env.Undefined());
+    try {
+        factstr::Subscription subscription = query ? target.stream_to(*query, channel->handler())
+                                                   : target.stream_all(channel->handler());
+        return NativeSubscription::create(env, std::move(subscription), channel);
+    } catch (...) {
+        channel->close();
+        throw to_js_error(env, std::current_exception());
+    }
+}
+
+Napi::Value NativeStore::stream_durable(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    factstr::Store& target = store(env);
+    const std::string name = string_argument(info, 0, "durable stream name");
+    std::optional<factstr::EventQuery> query =
+        translate_errors(env, [&] { return query_argument(info, 1); });
+    auto channel = open_channel(env, info.Length() > 2 ? info[2] : env.Undefined());
+
+    auto deferred = Napi::Promise::Deferred::New(env);
+    Napi::Promise promise = deferred.Promise();
+    auto* context = new RegistrationContext{deferred, channel, Napi::Persistent(Value())};
+    // Referenced (unlike the delivery channel): the process waits for the registration.
+    auto settle = RegistrationFunction::New(
+        env, "factstr-durable-registration", 0, 1, context,
+        [](Napi::Env, void*, RegistrationContext* done) { delete done; },
+        static_cast<void*>(nullptr));
+    try {
+        target.stream_to_durable_async(
+            factstr::DurableStream{name}, std::move(query), channel->handler(),
+            [settle](factstr::Subscription subscription, std::exception_ptr failure) {
+                auto* registration = new Registration{std::move(subscription), failure};
+                if (settle.NonBlockingCall(registration) != napi_ok) delete registration;
+                settle.Release();
+            });
+    } catch (...) {
+        channel->close();
+        deferred.Reject(to_js_error(env, std::current_exception()).Value());
+        settle.Release();
+    }
+    return promise;
+}
+
+Napi::Value NativeStore::head(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    factstr::Store& target = store(env);
+    return Napi::BigInt::New(
+        env, static_cast<std::uint64_t>(translate_errors(env, [&] { return target.head(); })));
+}
+
+Napi::Value NativeStore::close(const Napi::CallbackInfo& info) {
+    close_store();
+    return info.Env().Undefined();
+}
+
+}  // namespace factstr_node

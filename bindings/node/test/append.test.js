@@ -1,0 +1,117 @@
+'use strict';
+// append: ranges, batches, all-or-nothing, and input that writes nothing (DESIGN.md §1 "Facts").
+const { test } = require('node:test');
+const assert = require('node:assert/strict');
+const { forEachBackend, event, seqs } = require('./helpers');
+
+forEachBackend((backend) => {
+  test('appends receive consecutive global ranges starting at one, as bigints', () => {
+    const store = backend.open();
+    assert.deepEqual(store.append([event('a', { n: 1 })]), {
+      first_sequence_number: 1n,
+      last_sequence_number: 1n,
+      committed_count: 1n,
+    });
+    assert.deepEqual(store.append([event('a', { n: 2 }), event('b', { n: 3 }), event('c', { n: 4 })]), {
+      first_sequence_number: 2n,
+      last_sequence_number: 4n,
+      committed_count: 3n,
+    });
+    assert.deepEqual(seqs(store.query({}).event_records), [1n, 2n, 3n, 4n]);
+  });
+
+  test('an empty append is an error and writes nothing', () => {
+    const store = backend.open();
+    assert.throws(() => store.append([]), (error) => error instanceof Error && error.code === 'empty_append');
+    assert.equal(store.query({}).event_records.length, 0);
+    assert.equal(store.append([event('a', {})]).first_sequence_number, 1n);
+  });
+
+  test('a payload that is not JSON-serializable is a TypeError naming the event, and the batch writes nothing', () => {
+    const store = backend.open();
+    const circular = {};
+    circular.self = circular;
+    for (const payload of [undefined, () => 1, 10n, circular, Symbol('s')]) {
+      assert.throws(() => store.append([event('ok', { fine: true }), event('bad', payload)]), (error) => {
+        assert.ok(error instanceof TypeError, `${String(payload)}: ${error}`);
+        assert.match(error.message, /events\[1\]\.payload/);
+        return true;
+      });
+    }
+    assert.equal(store.query({}).event_records.length, 0);
+    assert.equal(store.append([event('a', {})]).first_sequence_number, 1n);
+  });
+
+  test('malformed events are TypeErrors and write nothing', () => {
+    const store = backend.open();
+    const cases = [
+      [undefined, /events must be an array/],
+      [{ event_type: 'a', payload: {} }, /events must be an array/],
+      [[null], /events\[0\] must be a NewEvent/],
+      [['a'], /events\[0\] must be a NewEvent/],
+      [[{ payload: {} }], /events\[0\]\.event_type must be a string/],
+      [[{ event_type: 7, payload: {} }], /events\[0\]\.event_type must be a string, got number 7/],
+      [[event('a', {}), { event_type: 'b' }], /events\[1\]\.payload is missing/],
+    ];
+    for (const [events, message] of cases) {
+      assert.throws(() => store.append(events), (error) => error instanceof TypeError && message.test(error.message));
+    }
+    assert.equal(store.query({}).event_records.length, 0);
+  });
+
+  test('an empty event type is invalid input and writes nothing', () => {
+    const store = backend.open();
+    assert.throws(() => store.append([event('a', {}), event('', {})]), (error) => error instanceof Error && typeof error.code === 'string');
+    assert.equal(store.query({}).event_records.length, 0);
+  });
+
+  test('payloads read back as written: objects, arrays, scalars, unicode and escapes', () => {
+    const store = backend.open();
+    const payloads = [
+      { sku: 'ABC-123', quantity: 1, nested: { list: [1, 'two', null, true, { deep: -3.5 }] } },
+      [1, 2, 3],
+      'a string with "quotes", \\ backslashes \\" and \n newlines',
+      42,
+      null,
+      false,
+      { unicode: 'grüße 🚀 日本', empty: {}, emptyList: [] },
+      { big: 12345678901234567890, small: 1e-7 },
+    ];
+    store.append(payloads.map((payload, i) => event(`type-${i}`, payload)));
+    const records = store.query({}).event_records;
+    assert.deepEqual(
+      records.map((r) => r.payload),
+      payloads,
+    );
+    assert.deepEqual(
+      records.map((r) => r.event_type),
+      payloads.map((_, i) => `type-${i}`),
+    );
+  });
+
+  test('nested undefined values and functions are dropped as JSON.stringify drops them', () => {
+    const store = backend.open();
+    store.append([event('a', { keep: 1, gone: undefined, fn() {} })]);
+    assert.deepEqual(store.query({}).event_records[0].payload, { keep: 1 });
+  });
+
+  test('occurred_at is the recorded UTC time of the append as an RFC 3339 string', () => {
+    const store = backend.open();
+    const before = Date.now();
+    store.append([event('a', {})]);
+    const after = Date.now();
+    const [record] = store.query({}).event_records;
+    assert.equal(typeof record.occurred_at, 'string');
+    assert.match(record.occurred_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/);
+    const at = Date.parse(record.occurred_at);
+    assert.ok(at >= before - 1000 && at <= after + 1000, `${record.occurred_at} not within the append`);
+  });
+
+  test('records have exactly sequence_number, occurred_at, event_type and payload', () => {
+    const store = backend.open();
+    store.append([event('a', { x: 1 })]);
+    const [record] = store.query({}).event_records;
+    assert.deepEqual(Object.keys(record).sort(), ['event_type', 'occurred_at', 'payload', 'sequence_number']);
+    assert.equal(typeof record.sequence_number, 'bigint');
+  });
+});

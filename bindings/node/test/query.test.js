@@ -1,0 +1,146 @@
+'use strict';
+// query: filters, payload predicates, cursors and versions (DESIGN.md §1 "Queries").
+const { test } = require('node:test');
+const assert = require('node:assert/strict');
+const { forEachBackend, event, seqs } = require('./helpers');
+
+// 1 a {acc:a1}, 2 b {acc:a1}, 3 a {acc:a2}, 4 c {acc:a1,amount:5}, 5 b {acc:a2}
+function seed(store) {
+  store.append([event('a', { acc: 'a1' }), event('b', { acc: 'a1' })]);
+  store.append([event('a', { acc: 'a2' })]);
+  store.append([event('c', { acc: 'a1', amount: 5 }), event('b', { acc: 'a2' })]);
+}
+
+function matching(store, query) {
+  return seqs(store.query(query).event_records);
+}
+
+forEachBackend((backend) => {
+  test('query results come in ascending sequence order with both versions', () => {
+    const store = backend.open();
+    seed(store);
+    const result = store.query({ filters: [{ event_types: ['b', 'a'] }] });
+    assert.deepEqual(seqs(result.event_records), [1n, 2n, 3n, 5n]);
+    assert.equal(result.last_returned_sequence_number, 5n);
+    assert.equal(result.current_context_version, 5n);
+  });
+
+  test('missing, null or empty filters mean every fact', () => {
+    const store = backend.open();
+    seed(store);
+    for (const query of [{}, { filters: null }, { filters: [] }, { filters: undefined }]) {
+      assert.deepEqual(matching(store, query), [1n, 2n, 3n, 4n, 5n]);
+    }
+  });
+
+  test('min_sequence_number is an exclusive cursor that narrows the rows only', () => {
+    const store = backend.open();
+    seed(store);
+    const result = store.query({ filters: [{ event_types: ['a'] }], min_sequence_number: 1n });
+    assert.deepEqual(seqs(result.event_records), [3n]);
+    assert.equal(result.last_returned_sequence_number, 3n);
+    assert.equal(result.current_context_version, 3n);
+    const past = store.query({ filters: [{ event_types: ['a'] }], min_sequence_number: 3n });
+    assert.deepEqual(past.event_records, []);
+    assert.equal(past.last_returned_sequence_number, undefined);
+    assert.equal(past.current_context_version, 3n, 'the context version ignores min_sequence_number');
+  });
+
+  test('a query that matches nothing reports no last returned fact and no version', () => {
+    const store = backend.open();
+    const empty = store.query({});
+    assert.deepEqual(empty.event_records, []);
+    assert.equal(empty.last_returned_sequence_number, undefined);
+    assert.equal(empty.current_context_version, undefined);
+    seed(store);
+    const none = store.query({ filters: [{ event_types: ['zzz'] }] });
+    assert.deepEqual(none, { event_records: [] });
+  });
+
+  test('filters are ORed and a fact matching several filters is returned once', () => {
+    const store = backend.open();
+    seed(store);
+    assert.deepEqual(
+      matching(store, { filters: [{ event_types: ['a'] }, { payload_predicates: [{ acc: 'a1' }] }] }),
+      [1n, 2n, 3n, 4n],
+    );
+  });
+
+  test('payload predicates inside one filter are ORed; type and payload parts are ANDed', () => {
+    const store = backend.open();
+    seed(store);
+    assert.deepEqual(matching(store, { filters: [{ payload_predicates: [{ acc: 'a2' }, { amount: 5 }] }] }), [3n, 4n, 5n]);
+    assert.deepEqual(matching(store, { filters: [{ event_types: ['b'], payload_predicates: [{ acc: 'a1' }] }] }), [2n]);
+  });
+
+  test('explicitly empty event_types or payload_predicates match nothing', () => {
+    const store = backend.open();
+    seed(store);
+    const a = store.query({ filters: [{ event_types: [] }] });
+    assert.deepEqual(a, { event_records: [] });
+    assert.deepEqual(matching(store, { filters: [{ payload_predicates: [] }] }), []);
+    assert.deepEqual(matching(store, { filters: [{ event_types: [] }, { event_types: ['c'] }] }), [4n]);
+  });
+
+  test('payload predicates are recursive subsets: nested objects, arrays order-free, extra keys allowed', () => {
+    const store = backend.open();
+    store.append([
+      event('x', { order: { id: 7, lines: [{ sku: 'A', qty: 1 }, { sku: 'B', qty: 2 }] }, tags: ['red', 'big'] }),
+      event('x', { order: { id: 8, lines: [{ sku: 'C', qty: 1 }] }, tags: ['blue'] }),
+    ]);
+    assert.deepEqual(matching(store, { filters: [{ payload_predicates: [{ order: { id: 7 } }] }] }), [1n]);
+    assert.deepEqual(matching(store, { filters: [{ payload_predicates: [{ order: { lines: [{ sku: 'B' }] } }] }] }), [1n]);
+    assert.deepEqual(matching(store, { filters: [{ payload_predicates: [{ tags: ['big', 'red'] }] }] }), [1n]);
+    assert.deepEqual(matching(store, { filters: [{ payload_predicates: [{ tags: ['red', 'blue'] }] }] }), []);
+    assert.deepEqual(matching(store, { filters: [{ payload_predicates: [{ missing: 1 }] }] }), []);
+    assert.deepEqual(matching(store, { filters: [{ payload_predicates: [{}] }] }), [1n, 2n]);
+  });
+
+  test('scalars: a string never equals a number; null and booleans match only themselves', () => {
+    const store = backend.open();
+    store.append([event('s', { v: '1' }), event('n', { v: 1 }), event('z', { v: null }), event('t', { v: true }), event('f', { v: false })]);
+    assert.deepEqual(matching(store, { filters: [{ payload_predicates: [{ v: 1 }] }] }), [2n]);
+    assert.deepEqual(matching(store, { filters: [{ payload_predicates: [{ v: '1' }] }] }), [1n]);
+    assert.deepEqual(matching(store, { filters: [{ payload_predicates: [{ v: null }] }] }), [3n]);
+    assert.deepEqual(matching(store, { filters: [{ payload_predicates: [{ v: true }] }] }), [4n]);
+    assert.deepEqual(matching(store, { filters: [{ payload_predicates: [{ v: false }] }] }), [5n]);
+    assert.deepEqual(matching(store, { filters: [{ payload_predicates: [{ v: 1.5 }] }] }), []);
+  });
+
+  test('queries over hundreds of facts return exactly the matching facts at every cursor', () => {
+    const store = backend.open();
+    const facts = [];
+    for (let i = 0; i < 300; i++) facts.push(event(i % 3 === 0 ? 'even' : 'odd', { k: i % 7, i }));
+    for (let i = 0; i < facts.length; i += 50) store.append(facts.slice(i, i + 50));
+    const expected = (min) =>
+      facts
+        .map((f, i) => [BigInt(i + 1), f])
+        .filter(([n, f]) => n > min && (f.event_type === 'even' || f.payload.k === 3))
+        .map(([n]) => n);
+    for (const min of [0n, 1n, 99n, 150n, 299n, 300n]) {
+      const query = { filters: [{ event_types: ['even'] }, { payload_predicates: [{ k: 3 }] }], min_sequence_number: min };
+      assert.deepEqual(matching(store, query), expected(min), `min ${min}`);
+    }
+  });
+
+  test('malformed queries are TypeErrors naming the field', () => {
+    const store = backend.open();
+    const cases = [
+      [undefined, /query must be an EventQuery object/],
+      [[], /query must be an EventQuery object/],
+      [{ filters: {} }, /query\.filters must be an array/],
+      [{ filters: [null] }, /query\.filters\[0\] must be an EventFilter/],
+      [{ filters: [{ event_types: 'a' }] }, /filters\[0\]\.event_types must be an array of strings/],
+      [{ filters: [{ event_types: ['a', 1] }] }, /filters\[0\]\.event_types\[1\] must be a string/],
+      [{ filters: [{ payload_predicates: {} }] }, /filters\[0\]\.payload_predicates must be an array/],
+      [{ filters: [{ payload_predicates: [1n] }] }, /filters\[0\]\.payload_predicates\[0\] is not JSON-serializable/],
+      [{ min_sequence_number: 3 }, /min_sequence_number must be a bigint, got number 3/],
+      [{ min_sequence_number: '3' }, /min_sequence_number must be a bigint/],
+    ];
+    for (const [query, message] of cases) {
+      assert.throws(() => store.query(query), (error) => error instanceof TypeError && message.test(error.message), String(message));
+    }
+    assert.throws(() => store.query({ min_sequence_number: -1n }), RangeError);
+    assert.throws(() => store.query({ min_sequence_number: 1n << 64n }), RangeError);
+  });
+});
