@@ -341,7 +341,8 @@ class PostgresBackend final : public Backend {
             page.scanned_through = window_end;
             const Plan plan = make_plan(filter);
             std::size_t collected = 0;
-            for (Row& row : collect(c, plan, filter, after, window_end, end)) {
+            SequenceNumber stopped_at = window_end;
+            for (Row& row : collect(c, plan, filter, after, window_end, end, max_facts, &stopped_at)) {
                 if (page.batches.empty() ||
                     page.batches.back().last_sequence_number != row.batch_last) {
                     if (collected >= max_facts && !page.batches.empty()) {
@@ -353,6 +354,7 @@ class PostgresBackend final : public Backend {
                 page.batches.back().records.push_back(to_record(std::move(row)));
                 ++collected;
             }
+            page.scanned_through = std::min(page.scanned_through, stopped_at);
             transaction.finish();
             return page;
         });
@@ -571,10 +573,45 @@ class PostgresBackend final : public Backend {
     }
 
     // Matching facts with after < sequence_number <= end, ascending.
+    // With `stopped_at`, event-type-only plans read at most about `limit` facts in one ordered
+    // query (completing the batch the limit cuts into); `*stopped_at` then says how far.
     std::vector<Row> collect(Connection& c, const Plan& plan, const CompiledQuery& query,
-                             SequenceNumber after, SequenceNumber end, SequenceNumber head) {
+                             SequenceNumber after, SequenceNumber end, SequenceNumber head,
+                             std::size_t limit = SIZE_MAX, SequenceNumber* stopped_at = nullptr) {
         std::vector<Row> rows;
         if (after >= end) return rows;
+        if (stopped_at && !plan.leaves.empty() &&
+            std::all_of(plan.leaves.begin(), plan.leaves.end(),
+                        [](const Leaf& leaf) { return leaf.type && !leaf.contains; })) {
+            std::string types = "{";
+            for (const Leaf& leaf : plan.leaves) {
+                if (types.size() > 1) types += ',';
+                append_array_element(types, *leaf.type);
+            }
+            types += '}';
+            auto read = [&](SequenceNumber low, SequenceNumber high, std::optional<std::size_t> n) {
+                std::string sql = "SELECT " FACT_COLUMNS
+                                  " FROM facts WHERE event_type = ANY($1::text[])"
+                                  " AND sequence_number > $2 AND sequence_number <= $3"
+                                  " ORDER BY sequence_number";
+                if (n) sql += " LIMIT " + std::to_string(*n);
+                Result r = c.exec_params(sql, {types, num(low), num(high)}, "reading facts");
+                const int count = PQntuples(r.get());
+                rows.reserve(rows.size() + static_cast<std::size_t>(count));
+                for (int i = 0; i < count; ++i)
+                    if (query.matches(get_text(r.get(), i, 2), get_text(r.get(), i, 3)))
+                        rows.push_back(read_row(r.get(), i));
+                return count;
+            };
+            const std::size_t n = std::max<std::size_t>(limit, 1);
+            if (static_cast<std::size_t>(read(after, end, n)) == n && !rows.empty()) {
+                // The limit may cut a batch: complete it, and stop at its end.
+                const SequenceNumber batch_end = std::min(rows.back().batch_last, end);
+                read(rows.back().sequence_number, batch_end, std::nullopt);
+                *stopped_at = batch_end;
+            }
+            return rows;
+        }
         for (const Leaf& leaf : plan.leaves) {
             Command command = leaf_command(leaf, after, end, head, false);
             if (!leaf.type && !leaf.contains)
