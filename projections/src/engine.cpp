@@ -186,7 +186,7 @@ class Projector : public std::enable_shared_from_this<Projector> {
             done.succeed();
         } catch (const FoldFailure& failure) {
             plan_.reset_state_cache(false);
-            const std::string message = "projection '" + plan_.name() + "': " + failure.what();
+            const std::string message = failure.what();  // names the fact; status names the projection
             try {
                 tables_->record_failure(plan_.name(), message, failure.position());
             } catch (const std::exception&) {
