@@ -1,6 +1,7 @@
 #include "native_store.hpp"
 
 #include <factstr/query.hpp>
+#include <mutex>
 #include <string>
 #include <utility>
 
@@ -60,6 +61,11 @@ Napi::Value optional_bigint(Napi::Env env, const std::optional<factstr::Sequence
 struct Registration {
     factstr::Subscription subscription;
     std::exception_ptr failure;
+};
+
+struct SettleLiveness {
+    std::mutex mutex;
+    bool alive = true;
 };
 
 struct RegistrationContext {
@@ -252,15 +258,27 @@ Napi::Value NativeStore::stream_durable(const Napi::CallbackInfo& info) {
     auto deferred = Napi::Promise::Deferred::New(env);
     Napi::Promise promise = deferred.Promise();
     auto* context = new RegistrationContext{deferred, channel, Napi::Persistent(Value())};
+    // Whether the thread-safe function still exists. When the environment is torn down (a
+    // worker thread terminated, the process exiting), Node finalizes it, possibly before the
+    // store closes and reports the unfinished registration: that report must not touch it.
+    auto alive = std::make_shared<SettleLiveness>();
     // Referenced (unlike the delivery channel): the process waits for the registration.
     auto settle = RegistrationFunction::New(
         env, "factstr-durable-registration", 0, 1, context,
-        [](Napi::Env, void*, RegistrationContext* done) { delete done; },
+        [alive](Napi::Env, void*, RegistrationContext* done) {
+            {
+                std::lock_guard lock(alive->mutex);
+                alive->alive = false;
+            }
+            delete done;
+        },
         static_cast<void*>(nullptr));
     try {
         target.stream_to_durable_async(
             factstr::DurableStream{name}, std::move(query), channel->handler(),
-            [settle](factstr::Subscription subscription, std::exception_ptr failure) {
+            [settle, alive](factstr::Subscription subscription, std::exception_ptr failure) {
+                std::lock_guard lock(alive->mutex);
+                if (!alive->alive) return;  // the environment is gone; nobody awaits this
                 auto* registration = new Registration{std::move(subscription), failure};
                 if (settle.NonBlockingCall(registration) != napi_ok) delete registration;
                 settle.Release();
