@@ -323,6 +323,70 @@ class Bench {
         results_.push_back(r);
     }
 
+    // W4 with processes (SQLite, PostgreSQL): `processes` copies of factstr-bench, re-executed
+    // as workers like W7 (c), each opening the same SQLite file / PostgreSQL database and doing
+    // the W3 command pattern on the same 1,000 overlapping accounts. All start at one instant
+    // on the shared monotonic clock (after every one has had time to open its store) and stop
+    // after the same duration; each prints its successes and conflicts.
+    void w4_processes(unsigned processes) {
+        const std::size_t keys = 1000;
+        {
+            Store store = fresh("w4p");
+            fill(store, 10000, keys);
+            store.close();
+        }
+        const auto duration = std::chrono::milliseconds(config_.quick ? 500 : 3000);
+        const auto start = Clock::now() + std::chrono::milliseconds(1500);
+        const std::string exe = std::filesystem::read_symlink("/proc/self/exe").string();
+        const std::string target_store =
+            postgres() ? config_.url + "\n" + current_database_ : url("w4p");
+        const std::string start_text =
+            std::to_string(static_cast<long long>(start.time_since_epoch().count()));
+        const std::string ms_text = std::to_string(duration.count());
+        std::vector<std::pair<pid_t, int>> children;
+        for (unsigned p = 0; p < processes; ++p) {
+            int fds[2];
+            if (pipe(fds) != 0) throw std::runtime_error("W4: pipe failed");
+            const pid_t child = fork();
+            if (child == 0) {
+                dup2(fds[1], STDOUT_FILENO);
+                close(fds[0]);
+                close(fds[1]);
+                const std::string seed_text = std::to_string(300 + p);
+                execl(exe.c_str(), exe.c_str(), "--w4-worker", target_store.c_str(),
+                      "--w4-start", start_text.c_str(), "--w4-ms", ms_text.c_str(),
+                      "--w4-seed", seed_text.c_str(), static_cast<char*>(nullptr));
+                _exit(127);
+            }
+            close(fds[1]);
+            children.emplace_back(child, fds[0]);
+        }
+        std::size_t ok = 0, conflicts = 0, late = 0;
+        std::string failure;
+        for (auto [child, fd] : children) {
+            FILE* in = fdopen(fd, "r");
+            unsigned long long child_ok = 0, child_conflicts = 0, child_late = 0;
+            const bool parsed =
+                std::fscanf(in, "%llu %llu %llu", &child_ok, &child_conflicts, &child_late) == 3;
+            std::fclose(in);
+            int status = 0;
+            waitpid(child, &status, 0);
+            if (!parsed || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                failure = fmt::format("W4: worker process failed (status {})", status);
+            ok += child_ok;
+            conflicts += child_conflicts;
+            late += child_late;
+        }
+        if (!failure.empty()) throw std::runtime_error(failure);
+        const double elapsed = std::chrono::duration<double>(duration).count();
+        Result r{"W4",
+                 fmt::format("{} processes, query+append_if, 1000 keys ({} ok, {} conflicts{})",
+                             processes, ok, conflicts,
+                             late ? fmt::format(", {} started late", late) : ""),
+                 (ok + conflicts) / elapsed, "ops/s"};
+        results_.push_back(r);
+    }
+
     // W5: concurrent single-fact appends from one store (group commit).
     // W5: concurrent single-fact appends: what group commit buys. `raw_single` is the raw
     // one-row-per-transaction rate of one writer (SQLite); PostgreSQL compares with 8 raw
@@ -911,9 +975,12 @@ class Bench {
         if (want("W3"))
             for (std::size_t size : sizes)
                 w3(size, &raw_single_);
-        if (want("W4"))
+        if (want("W4")) {
             for (unsigned threads : {1u, 4u, 16u})
                 w4(threads);
+            for (unsigned processes : {4u, 16u})
+                w4_processes(processes);
+        }
         if (want("W5")) w5(16, 0);
         if (want("W6")) w6();
         if (want("W7")) w7();
@@ -938,9 +1005,13 @@ class Bench {
         if (want("W3"))
             for (std::size_t size : sizes)
                 w3(size, config_.backend == "sqlite" ? &raw_single : nullptr);
-        if (want("W4"))
+        if (want("W4")) {
             for (unsigned threads : {1u, 4u, 16u})
                 w4(threads);
+            if (config_.backend == "sqlite")
+                for (unsigned processes : {4u, 16u})
+                    w4_processes(processes);
+        }
         if (want("W5")) w5(16, config_.backend == "sqlite" ? raw_single : 0);
         if (want("W6")) w6();
         if (want("W7")) w7();
@@ -1041,7 +1112,50 @@ int main(int argc, char** argv) {
     app.add_option("--w7-writer", w7_writer)->group("");
     app.add_option("--w7-rate", w7_rate)->group("");
     app.add_option("--w7-count", w7_count)->group("");
+    // W4's worker process (internal): opens STORE, waits until --w4-start (steady clock, ns),
+    // runs the command pattern on 1,000 accounts for --w4-ms, prints "ok conflicts late".
+    std::string w4_worker;
+    long long w4_start = 0;
+    int w4_ms = 0;
+    unsigned w4_seed = 0;
+    app.add_option("--w4-worker", w4_worker)->group("");
+    app.add_option("--w4-start", w4_start)->group("");
+    app.add_option("--w4-ms", w4_ms)->group("");
+    app.add_option("--w4-seed", w4_seed)->group("");
     CLI11_PARSE(app, argc, argv);
+    if (!w4_worker.empty()) {
+        try {
+            const auto newline = w4_worker.find('\n');
+            Store store = newline == std::string::npos
+                              ? open(w4_worker)
+                              : Store(bootstrap_postgres(w4_worker.substr(0, newline),
+                                                         w4_worker.substr(newline + 1)));
+            const Clock::time_point start{Clock::duration(w4_start)};
+            const bool late = Clock::now() > start;
+            std::this_thread::sleep_until(start);
+            const auto end = start + std::chrono::milliseconds(w4_ms);
+            std::mt19937_64 random(w4_seed);
+            unsigned long long ok = 0, conflicts = 0;
+            while (Clock::now() < end) {
+                const std::size_t account = random() % 1000;
+                const EventQuery query{{{EventFilter{
+                    {{"deposited", "withdrawn"}},
+                    {{fmt::format(R"({{"accountId":"a{}"}})", account)}}}}},
+                                       std::nullopt};
+                auto context = store.query(query);
+                auto outcome = store.append_if(
+                    {{"withdrawn", fmt::format(R"({{"accountId":"a{}","amount":1}})", account)}},
+                    query, context.current_context_version);
+                ++(outcome ? ok : conflicts);
+            }
+            store.close();
+            std::printf("%llu %llu %d\n", ok, conflicts, late ? 1 : 0);
+        } catch (const std::exception& e) {
+            fmt::print(stderr, "factstr-bench --w4-worker: {}\n", e.what());
+            return 1;
+        }
+        return 0;
+    }
     if (!w7_writer.empty()) {
         try {
             const auto newline = w7_writer.find('\n');
