@@ -60,7 +60,8 @@ CREATE TABLE facts (
   batch_last bigint NOT NULL
 );
 CREATE INDEX facts_by_type ON facts (event_type, sequence_number);
-CREATE INDEX facts_by_payload ON facts USING gin (factstr_payload_index(payload) jsonb_path_ops);
+CREATE INDEX facts_by_payload ON facts USING gin (factstr_payload_index(payload) jsonb_path_ops)
+  WITH (fastupdate = off);
 CREATE TABLE durable_streams (
   name text PRIMARY KEY,
   position bigint NOT NULL,

@@ -4,6 +4,7 @@
 
 #include <sqlite3.h>
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -108,8 +109,12 @@ class Connection {
     const std::string& path() const { return path_; }
 
   private:
+    static int on_busy(void* self, int attempts);
+
     std::string path_;
     sqlite3* db_ = nullptr;
+    std::chrono::milliseconds busy_timeout_{0};
+    std::chrono::steady_clock::time_point busy_since_{};
     std::map<const char*, Statement> statements_;
 };
 
