@@ -69,18 +69,12 @@ class MemoryTables final : public DerivedTables {
         auto it = db_->meta.find(plan.name());
         if (it != db_->meta.end()) {
             if (it->second.row.fingerprint != plan.fingerprint())
-                throw StoreError(ErrorCode::declaration_changed,
-                                 "projection '" + plan.name() +
-                                     "' holds derived data of another declaration (fingerprint " +
-                                     it->second.row.fingerprint + ", this one " +
-                                     plan.fingerprint() + "); rebuild it to switch over");
+                refuse_changed_declaration(plan, it->second.row.fingerprint);
             return snapshot(it->second);
         }
         for (const TableSpec& table : plan.tables())
             if (db_->tables.count(table.name))
-                throw InvalidInput(ErrorCode::invalid_declaration,
-                                   "projection '" + plan.name() + "': a table named '" +
-                                       table.name + "' already exists");
+                refuse_taken_table(plan, table.name, "");
         MemoryMeta meta;
         meta.row.name = plan.name();
         meta.row.fingerprint = plan.fingerprint();

@@ -72,12 +72,7 @@ class PostgresTables final : public DerivedTables {
             auto existing = meta_row(plan.name());
             if (existing) {
                 if (existing->fingerprint != plan.fingerprint())
-                    throw StoreError(ErrorCode::declaration_changed,
-                                     "projection '" + plan.name() +
-                                         "' holds derived data of another declaration "
-                                         "(fingerprint " +
-                                         existing->fingerprint + ", this one " +
-                                         plan.fingerprint() + "); rebuild it to switch over");
+                    refuse_changed_declaration(plan, existing->fingerprint);
             } else {
                 for (const TableSpec& table : plan.tables()) {
                     Result found = db_.exec_params(
@@ -85,11 +80,7 @@ class PostgresTables final : public DerivedTables {
                         " (SELECT oid FROM pg_namespace WHERE nspname = current_schema())",
                         {table.name}, "looking for a table");
                     if (reserved_table_name(table.name) || PQntuples(found.get()) > 0)
-                        throw InvalidInput(ErrorCode::invalid_declaration,
-                                           "projection '" + plan.name() + "': a table named '" +
-                                               table.name + "' already exists in " +
-                                               db_.info().description() +
-                                               " and is not this projection's");
+                        refuse_taken_table(plan, table.name, db_.info().description());
                 }
                 db_.exec_params(
                     "INSERT INTO factstr_projections (name, fingerprint, declaration, checkpoint,"

@@ -83,19 +83,11 @@ class SqliteTables final : public DerivedTables {
             auto existing = meta_row(plan.name());
             if (existing) {
                 if (existing->fingerprint != plan.fingerprint())
-                    throw StoreError(ErrorCode::declaration_changed,
-                                     "projection '" + plan.name() +
-                                         "' holds derived data of another declaration "
-                                         "(fingerprint " +
-                                         existing->fingerprint + ", this one " +
-                                         plan.fingerprint() + "); rebuild it to switch over");
+                    refuse_changed_declaration(plan, existing->fingerprint);
             } else {
                 for (const TableSpec& table : plan.tables())
                     if (reserved_table_name(table.name) || table_exists(table.name))
-                        throw InvalidInput(ErrorCode::invalid_declaration,
-                                           "projection '" + plan.name() + "': a table named '" +
-                                               table.name + "' already exists in " +
-                                               db_.path() + " and is not this projection's");
+                        refuse_taken_table(plan, table.name, "sqlite:" + db_.path());
                 Resetting insert(db_.statement(
                     "INSERT INTO factstr_projections (name, fingerprint, declaration, checkpoint,"
                     " updated_at) VALUES (?, ?, ?, 0, ?)"));

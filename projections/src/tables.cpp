@@ -14,6 +14,21 @@ bool reserved_table_name(std::string_view name) {
     return false;
 }
 
+void refuse_changed_declaration(const Plan& plan, const std::string& stored_fingerprint) {
+    throw StoreError(ErrorCode::declaration_changed,
+                     "projection '" + plan.name() +
+                         "' holds derived data of another declaration (fingerprint " +
+                         stored_fingerprint + ", this one " + plan.fingerprint() +
+                         "); rebuild it to switch over");
+}
+
+void refuse_taken_table(const Plan& plan, const std::string& table, const std::string& where) {
+    throw InvalidInput(ErrorCode::invalid_declaration,
+                       "projection '" + plan.name() + "': a table named '" + table +
+                           "' already exists" + (where.empty() ? "" : " in " + where) +
+                           " and is not this projection's");
+}
+
 std::unique_ptr<DerivedTables> open_tables(Store& store) {
     const DatabaseLocation location = store.backend().location();
     switch (location.kind) {

@@ -98,6 +98,11 @@ std::unique_ptr<DerivedTables> open_postgres_tables(const DatabaseLocation& loca
 // Names of the store's own tables, never usable as a derived table.
 bool reserved_table_name(std::string_view name);
 
+// The refusals every DerivedTables gives at registration, worded once.
+[[noreturn]] void refuse_changed_declaration(const Plan& plan, const std::string& stored_fingerprint);
+[[noreturn]] void refuse_taken_table(const Plan& plan, const std::string& table,
+                                     const std::string& where);
+
 // SQL shared by the SQLite and PostgreSQL writers.
 struct Dialect {
     bool postgres = false;
