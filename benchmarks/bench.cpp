@@ -353,9 +353,9 @@ class Bench {
                 close(fds[0]);
                 close(fds[1]);
                 const std::string seed_text = std::to_string(300 + p);
-                execl(exe.c_str(), exe.c_str(), "--w4-worker", target_store.c_str(),
-                      "--w4-start", start_text.c_str(), "--w4-ms", ms_text.c_str(),
-                      "--w4-seed", seed_text.c_str(), static_cast<char*>(nullptr));
+                execl(exe.c_str(), exe.c_str(), "--w4-worker", target_store.c_str(), "--w4-start",
+                      start_text.c_str(), "--w4-ms", ms_text.c_str(), "--w4-seed",
+                      seed_text.c_str(), static_cast<char*>(nullptr));
                 _exit(127);
             }
             close(fds[1]);
@@ -581,8 +581,7 @@ class Bench {
     class LiveReader {
       public:
         LiveReader(Bench& bench, projections::Engine& engine) : bench_(bench), engine_(engine) {
-            static const char* sql =
-                "SELECT deposits FROM w7_accounts WHERE account_id = 'live'";
+            static const char* sql = "SELECT deposits FROM w7_accounts WHERE account_id = 'live'";
             if (bench.config_.backend == "sqlite") {
                 sqlite3_open_v2(bench.sqlite_path("w7").c_str(), &db_, SQLITE_OPEN_READONLY,
                                 nullptr);
@@ -627,14 +626,16 @@ class Bench {
         std::unique_ptr<PgConn> pg_;
     };
 
-    std::string sqlite_path(const std::string& name) const { return config_.dir + "/" + name + ".db"; }
+    std::string sqlite_path(const std::string& name) const {
+        return config_.dir + "/" + name + ".db";
+    }
 
     // Polls `reader` until `n` live facts are visible (or a timeout), noting when each one
     // became visible. `returned[i]` is when the i-th append returned (ns on the steady
     // clock, shared by processes on Linux: CLOCK_MONOTONIC); `appended` how many did.
     static std::vector<std::int64_t> poll_visibility(LiveReader& reader, std::size_t before,
-                                               std::size_t n,
-                                               const std::vector<std::int64_t>& returned) {
+                                                     std::size_t n,
+                                                     const std::vector<std::int64_t>& returned) {
         std::vector<std::int64_t> visible_at(n, 0);
         std::size_t seen = 0;
         Clock::time_point progress = Clock::now();
@@ -669,8 +670,9 @@ class Bench {
         const std::size_t keys = 10000;
         Store store = fresh("w7");
         const std::size_t deposits = fill_accounts(store, size, keys);
-        const double target =
-            config_.backend == "memory" ? 1000000 : config_.backend == "sqlite" ? 200000 : 100000;
+        const double target = config_.backend == "memory"   ? 1000000
+                              : config_.backend == "sqlite" ? 200000
+                                                            : 100000;
 
         // (a) catch-up from checkpoint 0.
         projections::Engine engine(store);
@@ -686,12 +688,12 @@ class Bench {
             const auto table = engine.read("w7_accounts");
             std::size_t counted = 0;
             for (const auto& row : table.rows)
-                counted += static_cast<std::size_t>(
-                    std::get<std::int64_t>(row[table.column("deposits")]));
+                counted +=
+                    static_cast<std::size_t>(std::get<std::int64_t>(row[table.column("deposits")]));
             if (counted != deposits || table.rows.size() > keys)
-                throw std::runtime_error(fmt::format(
-                    "W7: wrong derived data: {} deposits in {} rows, expected {} in {}", counted,
-                    table.rows.size(), deposits, keys));
+                throw std::runtime_error(
+                    fmt::format("W7: wrong derived data: {} deposits in {} rows, expected {} in {}",
+                                counted, table.rows.size(), deposits, keys));
         }
         Result catchup{"W7",
                        fmt::format("projection catch-up, {} facts, 10k keys, 3 computations "
@@ -737,10 +739,10 @@ class Bench {
             }
             writer.join();
             const double achieved = n / seconds_since(t0);
-            results_.push_back(lag_result(
-                fmt::format("live lag, append returned -> visible, in-process, {:.0f}/s",
-                            std::min<double>(achieved, rate)),
-                visible_at, returned));
+            results_.push_back(
+                lag_result(fmt::format("live lag, append returned -> visible, in-process, {:.0f}/s",
+                                       std::min<double>(achieved, rate)),
+                           visible_at, returned));
         }
 
         // (c) the same with the appends from another process (SQLite, PostgreSQL).
@@ -758,9 +760,8 @@ class Bench {
                 close(fds[0]);
                 close(fds[1]);
                 const std::string rate_text = std::to_string(rate), n_text = std::to_string(n);
-                execl(exe.c_str(), exe.c_str(), "--w7-writer", target_store.c_str(),
-                      "--w7-rate", rate_text.c_str(), "--w7-count", n_text.c_str(),
-                      static_cast<char*>(nullptr));
+                execl(exe.c_str(), exe.c_str(), "--w7-writer", target_store.c_str(), "--w7-rate",
+                      rate_text.c_str(), "--w7-count", n_text.c_str(), static_cast<char*>(nullptr));
                 _exit(127);
             }
             close(fds[1]);
@@ -786,12 +787,12 @@ class Bench {
             waitpid(child, &status, 0);
             pipe_reader.join();  // the writer printed its last time before it exited
             if (!failure.empty() || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                throw std::runtime_error(fmt::format("W7: cross-process writer failed ({}): {}",
-                                                     status, failure));
-            results_.push_back(lag_result(
-                fmt::format("live lag, append in another process -> visible, {:.0f}/s",
-                            std::min<double>(achieved, rate)),
-                visible_at, returned));
+                throw std::runtime_error(
+                    fmt::format("W7: cross-process writer failed ({}): {}", status, failure));
+            results_.push_back(
+                lag_result(fmt::format("live lag, append in another process -> visible, {:.0f}/s",
+                                       std::min<double>(achieved, rate)),
+                           visible_at, returned));
         }
         engine.stop();
     }
@@ -1138,10 +1139,10 @@ int main(int argc, char** argv) {
             unsigned long long ok = 0, conflicts = 0;
             while (Clock::now() < end) {
                 const std::size_t account = random() % 1000;
-                const EventQuery query{{{EventFilter{
-                    {{"deposited", "withdrawn"}},
-                    {{fmt::format(R"({{"accountId":"a{}"}})", account)}}}}},
-                                       std::nullopt};
+                const EventQuery query{
+                    {{EventFilter{{{"deposited", "withdrawn"}},
+                                  {{fmt::format(R"({{"accountId":"a{}"}})", account)}}}}},
+                    std::nullopt};
                 auto context = store.query(query);
                 auto outcome = store.append_if(
                     {{"withdrawn", fmt::format(R"({{"accountId":"a{}","amount":1}})", account)}},

@@ -26,9 +26,10 @@ int main(int argc, char** argv) try {
     accounts.key_by("accountId")
         .count("deposits", on({"money-deposited"}))
         .average("mean_deposit", on({"money-deposited"}), "amount")
-        .weighted_sum("balance",
-                      {{on({"money-deposited"}), +1, "amount"}, {on({"money-withdrawn"}), -1, "amount"}},
-                      ColumnType::integer)
+        .weighted_sum(
+            "balance",
+            {{on({"money-deposited"}), +1, "amount"}, {on({"money-withdrawn"}), -1, "amount"}},
+            ColumnType::integer)
         .state_machine("status", status);
 
     (void)store.append({{"money-deposited", R"({"accountId":"a1","amount":100})"},

@@ -51,13 +51,14 @@ int main(int argc, char** argv) try {
     if (example == "posts") {
         file = "posts_likes.json";
         tables = {"post_stats", "posts_rows"};
-        (void)store.append({{"post-published", R"({"postId":"p1","title":"Hello","author":"ada"})"},
-                            {"post-published", R"({"postId":"p2","title":"Drafts","author":"bob"})"},
-                            {"post-liked", R"({"postId":"p1","by":"bob","byAuthor":false})"},
-                            {"post-liked", R"({"postId":"p1","by":"ada","byAuthor":true})"},
-                            {"post-liked", R"({"postId":"p2","by":"cy","byAuthor":false})"},
-                            {"post-unliked", R"({"postId":"p2","by":"cy"})"},
-                            {"post-deleted", R"({"postId":"p2"})"}});
+        (void)store.append(
+            {{"post-published", R"({"postId":"p1","title":"Hello","author":"ada"})"},
+             {"post-published", R"({"postId":"p2","title":"Drafts","author":"bob"})"},
+             {"post-liked", R"({"postId":"p1","by":"bob","byAuthor":false})"},
+             {"post-liked", R"({"postId":"p1","by":"ada","byAuthor":true})"},
+             {"post-liked", R"({"postId":"p2","by":"cy","byAuthor":false})"},
+             {"post-unliked", R"({"postId":"p2","by":"cy"})"},
+             {"post-deleted", R"({"postId":"p2"})"}});
     } else if (example == "inventory") {
         file = "inventory.json";
         tables = {"stock"};
@@ -73,7 +74,8 @@ int main(int argc, char** argv) try {
         return 2;
     }
     Engine engine(store);
-    for (Projection& projection : parse_projections(read_file(FACTSTR_EXAMPLES_DIR "/projections/" + file)))
+    for (Projection& projection :
+         parse_projections(read_file(FACTSTR_EXAMPLES_DIR "/projections/" + file)))
         engine.add(std::move(projection));
     engine.start();
     engine.wait_caught_up(std::chrono::seconds(10));

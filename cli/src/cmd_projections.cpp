@@ -94,9 +94,9 @@ std::vector<TableColumns> tables_of(const fp::Projection& projection) {
     bool aggregates = false;
     for (const auto& c : projection.computations) {
         if (const auto* transform = std::get_if<fp::Transform>(&c.kind)) {
-            TableColumns table{projection.name + "_" + c.column,
-                               key_columns(transform->key.empty() ? projection.key
-                                                                  : transform->key)};
+            TableColumns table{
+                projection.name + "_" + c.column,
+                key_columns(transform->key.empty() ? projection.key : transform->key)};
             for (const auto& column : transform->columns)
                 table.columns.push_back(column.column.empty() ? column.field : column.column);
             transforms.push_back(std::move(table));
@@ -143,8 +143,8 @@ int run_list(const ProjectionsOptions& options, const Globals& globals) {
         name_w = std::max(name_w, name.size());
     const bool table = !options.json && stdout_is_tty();
     if (table && !declared.empty()) {
-        std::string header = fmt::format("{:<{}}  {:<16}  {}", "NAME", name_w, "FINGERPRINT",
-                                         "TABLES");
+        std::string header =
+            fmt::format("{:<{}}  {:<16}  {}", "NAME", name_w, "FINGERPRINT", "TABLES");
         out += use_color(globals) ? fmt::format("{}\n", fmt::styled(header, fmt::emphasis::bold))
                                   : header + "\n";
     }
@@ -186,8 +186,8 @@ int run_list(const ProjectionsOptions& options, const Globals& globals) {
 }
 
 std::string status_json(const ProjectionStatus& s) {
-    std::string out = "{\"name\":" + json_quote(s.name) + ",\"state\":" +
-                      json_quote(fp::to_string(s.state)) +
+    std::string out = "{\"name\":" + json_quote(s.name) +
+                      ",\"state\":" + json_quote(fp::to_string(s.state)) +
                       fmt::format(",\"checkpoint\":{},\"head\":{},\"lag_facts\":{},\"lag_ms\":{}",
                                   s.checkpoint, s.head, s.lag_facts, s.lag_time.count());
     out += ",\"owner\":" + (s.owner ? json_quote(*s.owner) : std::string("null"));
@@ -228,11 +228,10 @@ int run_status(const ProjectionsOptions& options, const Globals& globals) {
         out += "]\n";
     } else if (!stdout_is_tty()) {
         for (const auto& s : statuses)
-            out += fmt::format("{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n", s.name,
-                               fp::to_string(s.state), s.checkpoint, s.head, s.lag_facts,
-                               s.lag_time.count(), opt_text(s.owner),
-                               s.error_position ? std::to_string(*s.error_position) : "-",
-                               opt_text(s.error));
+            out += fmt::format(
+                "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n", s.name, fp::to_string(s.state),
+                s.checkpoint, s.head, s.lag_facts, s.lag_time.count(), opt_text(s.owner),
+                s.error_position ? std::to_string(*s.error_position) : "-", opt_text(s.error));
     } else if (statuses.empty()) {
         out = fmt::format("no projections recorded in this store (head {})\n", store.head());
     } else {
@@ -242,10 +241,11 @@ int run_status(const ProjectionsOptions& options, const Globals& globals) {
             owner_w = std::max(owner_w, opt_text(s.owner).size());
         }
         const bool color = use_color(globals);
-        std::string header = fmt::format("{:<{}}  {:<10}  {:>10}  {:>10}  {:>8}  {:<{}}  {}", "NAME",
-                                         name_w, "STATE", "CHECKPOINT", "LAG", "LAG MS", "OWNER",
-                                         owner_w, "ERROR");
-        out += color ? fmt::format("{}\n", fmt::styled(header, fmt::emphasis::bold)) : header + "\n";
+        std::string header =
+            fmt::format("{:<{}}  {:<10}  {:>10}  {:>10}  {:>8}  {:<{}}  {}", "NAME", name_w,
+                        "STATE", "CHECKPOINT", "LAG", "LAG MS", "OWNER", owner_w, "ERROR");
+        out +=
+            color ? fmt::format("{}\n", fmt::styled(header, fmt::emphasis::bold)) : header + "\n";
         for (const auto& s : statuses) {
             std::string state = fmt::format("{:<10}", fp::to_string(s.state));
             if (color && s.state == ProjectionStatus::State::failed)
@@ -328,7 +328,8 @@ int run_show(const ProjectionsOptions& options, const Globals& globals) {
             std::string text;
             for (std::size_t c = 0; c < cells.size(); ++c)
                 text += fmt::format("{}{:<{}}", c ? "  " : "", cells[c], widths[c]);
-            while (!text.empty() && text.back() == ' ') text.pop_back();
+            while (!text.empty() && text.back() == ' ')
+                text.pop_back();
             return text;
         };
         const std::string header = line(table.columns);
@@ -472,12 +473,14 @@ int run_rebuild(const ProjectionsOptions& options, const Globals& globals) {
         fp::Engine engine(store);
         if (it == recorded.end()) {
             engine.rebuild(projection);
-            write_stdout(fmt::format("{}: new projection registered (fingerprint {}); "
-                                     "'factstr projections run' builds it\n",
-                                     projection.name, fingerprint));
+            write_stdout(
+                fmt::format("{}: new projection registered (fingerprint {}); "
+                            "'factstr projections run' builds it\n",
+                            projection.name, fingerprint));
             continue;
         }
-        std::fprintf(stderr, "factstr projections rebuild: rebuilding '%s' from the log (head %llu)…\n",
+        std::fprintf(stderr,
+                     "factstr projections rebuild: rebuilding '%s' from the log (head %llu)…\n",
                      projection.name.c_str(), static_cast<unsigned long long>(store.head()));
         try {
             engine.rebuild(projection);
@@ -514,8 +517,8 @@ Command add_projections(CLI::App& root, const Globals& globals) {
     list->footer(R"X(Output when piped: "NAME<TAB>FINGERPRINT<TAB>TABLES" per projection, sorted by
 name; TABLES is "table(column,…)" separated by spaces.)X");
 
-    CLI::App* status = app->add_subcommand(
-        "status", "Per projection: state, checkpoint, head, lag, owner, error");
+    CLI::App* status =
+        app->add_subcommand("status", "Per projection: state, checkpoint, head, lag, owner, error");
     status->add_flag("--json", options->json, "One JSON array");
     status->footer(R"X(States: running, caught_up, failed, rebuilding, stopped (no worker holds it).
 Output when piped: NAME STATE CHECKPOINT HEAD LAG_FACTS LAG_MS OWNER ERROR_POSITION ERROR,
@@ -557,10 +560,12 @@ Note: the memory store lives in this process only.)X");
 
     CLI::App* rebuild = app->add_subcommand(
         "rebuild", "Rebuild projections from the log with the declarations in FILE(s)");
-    rebuild->add_option("files", options->files,
-                        "JSON files with one projection declaration or an array of them")
+    rebuild
+        ->add_option("files", options->files,
+                     "JSON files with one projection declaration or an array of them")
         ->required();
-    rebuild->footer(R"X(Builds fresh tables from the whole log while the old version keeps serving, then
+    rebuild->footer(
+        R"X(Builds fresh tables from the whole log while the old version keeps serving, then
 switches over atomically; a worker running the old declaration stops at the switch. Start
 workers with the new declaration afterwards ('factstr projections run'). A projection not
 recorded yet is only registered. Exit 5 when a fact cannot be applied (old data kept).)X");

@@ -61,10 +61,10 @@ int main(int argc, char** argv) {
     app.add_flag("--no-color", globals.no_color, "Never use colors (also: NO_COLOR=1)");
 
     std::vector<fcli::Command> commands = {
-        fcli::add_append(app, globals),  fcli::add_query(app, globals),
-        fcli::add_tail(app, globals),    fcli::add_stats(app, globals),
-        fcli::add_streams(app, globals), fcli::add_export(app, globals),
-        fcli::add_import(app, globals),  fcli::add_demo(app, globals),
+        fcli::add_append(app, globals),      fcli::add_query(app, globals),
+        fcli::add_tail(app, globals),        fcli::add_stats(app, globals),
+        fcli::add_streams(app, globals),     fcli::add_export(app, globals),
+        fcli::add_import(app, globals),      fcli::add_demo(app, globals),
         fcli::add_projections(app, globals),
     };
 
@@ -80,10 +80,12 @@ int main(int argc, char** argv) {
         for (const auto& command : commands)
             known = known || command.app->check_name(arg);
         if (!known)
-            return report("factstr", fcli::exit_bad_input,
-                          fmt::format("unknown subcommand '{}' (known: append, query, tail, "
-                                      "stats, streams, export, import, demo, projections; see factstr --help)",
-                                      arg));
+            return report(
+                "factstr", fcli::exit_bad_input,
+                fmt::format(
+                    "unknown subcommand '{}' (known: append, query, tail, "
+                    "stats, streams, export, import, demo, projections; see factstr --help)",
+                    arg));
         break;
     }
 

@@ -41,7 +41,8 @@ std::string default_column(std::string_view field) {
         if (c == '.') {
             column += '_';
         } else if (std::isupper(static_cast<unsigned char>(c))) {
-            if (i > 0 && field[i - 1] != '.' && !std::isupper(static_cast<unsigned char>(field[i - 1])))
+            if (i > 0 && field[i - 1] != '.' &&
+                !std::isupper(static_cast<unsigned char>(field[i - 1])))
                 column += '_';
             column += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
         } else {
@@ -131,7 +132,8 @@ std::vector<KeyField> parse_key(const Value& value, const std::string& where) {
             KeyField field;
             field.field = require_string(item, "field", at);
             field.type = parse_type(member(item, "type"), ColumnType::text, at);
-            field.column = optional_string(item, "column", at).value_or(default_column(field.field));
+            field.column =
+                optional_string(item, "column", at).value_or(default_column(field.field));
             key.push_back(std::move(field));
         } else {
             refuse(at, "a key entry is a field name or {\"field\":…,\"type\":…}");
@@ -157,7 +159,8 @@ Computation parse_computation(const Value& value, const std::string& where) {
     if (kind == "count") {
         computation.kind = Count{};
     } else if (kind == "sum") {
-        computation.kind = Summation{field(), parse_type(member(value, "type"), ColumnType::real, where)};
+        computation.kind =
+            Summation{field(), parse_type(member(value, "type"), ColumnType::real, where)};
     } else if (kind == "weighted_sum") {
         WeightedSummation sum;
         sum.type = parse_type(member(value, "type"), ColumnType::real, where);
@@ -171,7 +174,8 @@ Computation parse_computation(const Value& value, const std::string& where) {
             const Value* filter = member(t, "filter");
             if (!filter) refuse(at, "'filter' is missing");
             term.filter = parse_filter(*filter, at + ".filter");
-            if (const Value* weight = member(t, "weight")) term.weight = number_of(*weight, at + ".weight");
+            if (const Value* weight = member(t, "weight"))
+                term.weight = number_of(*weight, at + ".weight");
             term.field = optional_string(t, "field", at);
             if (const Value* constant = member(t, "constant"))
                 term.constant = number_of(*constant, at + ".constant");
@@ -184,12 +188,15 @@ Computation parse_computation(const Value& value, const std::string& where) {
         std::string predicate = predicate_text(member(value, "predicate"), where);
         const Value* empty = member(value, "when_empty");
         if (kind == "every")
-            computation.kind = Every{predicate, empty ? bool_of(*empty, where + ".when_empty") : true};
+            computation.kind =
+                Every{predicate, empty ? bool_of(*empty, where + ".when_empty") : true};
         else
-            computation.kind = Any{predicate, empty ? bool_of(*empty, where + ".when_empty") : false};
+            computation.kind =
+                Any{predicate, empty ? bool_of(*empty, where + ".when_empty") : false};
     } else if (kind == "transform") {
         Transform transform;
-        if (const Value* key = member(value, "key")) transform.key = parse_key(*key, where + ".key");
+        if (const Value* key = member(value, "key"))
+            transform.key = parse_key(*key, where + ".key");
         const Value* columns = member(value, "columns");
         if (!columns || columns->kind != Kind::array) refuse(where, "'columns' must be an array");
         for (std::size_t i = 0; i < columns->items.size(); ++i) {
@@ -247,8 +254,8 @@ Computation parse_computation(const Value& value, const std::string& where) {
     }
     for (const auto& [k, v] : value.members) {
         static const std::set<std::string_view> known = {
-            "column", "kind",  "filter", "field",      "type",  "terms",   "predicate",
-            "when_empty", "key", "columns", "remove_on", "states", "initial", "transitions"};
+            "column",     "kind", "filter",  "field",     "type",   "terms",   "predicate",
+            "when_empty", "key",  "columns", "remove_on", "states", "initial", "transitions"};
         if (!known.count(k)) refuse(where, "unknown member '" + k + "'");
     }
     return computation;
@@ -282,7 +289,8 @@ void write_key(std::string& out, const std::vector<KeyField>& key) {
         out += ",\"type\":";
         json::append_quoted(out, to_string(key[i].type));
         out += ",\"column\":";
-        json::append_quoted(out, key[i].column.empty() ? default_column(key[i].field) : key[i].column);
+        json::append_quoted(out,
+                            key[i].column.empty() ? default_column(key[i].field) : key[i].column);
         out += '}';
     }
     out += ']';
@@ -337,12 +345,14 @@ Projection& Projection::count(std::string column, EventFilter filter) {
 }
 Projection& Projection::sum(std::string column, EventFilter filter, std::string field,
                             ColumnType type) {
-    computations.push_back({std::move(column), std::move(filter), Summation{std::move(field), type}});
+    computations.push_back(
+        {std::move(column), std::move(filter), Summation{std::move(field), type}});
     return *this;
 }
 Projection& Projection::weighted_sum(std::string column, std::vector<WeightedTerm> terms,
                                      ColumnType type) {
-    computations.push_back({std::move(column), std::nullopt, WeightedSummation{std::move(terms), type}});
+    computations.push_back(
+        {std::move(column), std::nullopt, WeightedSummation{std::move(terms), type}});
     return *this;
 }
 Projection& Projection::average(std::string column, EventFilter filter, std::string field) {
@@ -351,12 +361,14 @@ Projection& Projection::average(std::string column, EventFilter filter, std::str
 }
 Projection& Projection::every(std::string column, EventFilter filter, std::string predicate,
                               bool when_empty) {
-    computations.push_back({std::move(column), std::move(filter), Every{std::move(predicate), when_empty}});
+    computations.push_back(
+        {std::move(column), std::move(filter), Every{std::move(predicate), when_empty}});
     return *this;
 }
 Projection& Projection::any(std::string column, EventFilter filter, std::string predicate,
                             bool when_empty) {
-    computations.push_back({std::move(column), std::move(filter), Any{std::move(predicate), when_empty}});
+    computations.push_back(
+        {std::move(column), std::move(filter), Any{std::move(predicate), when_empty}});
     return *this;
 }
 Projection& Projection::transform(std::string table_suffix, EventFilter filter, Transform t) {
@@ -376,7 +388,8 @@ void validate(const Projection& projection) {
     std::set<std::string> columns;
     auto declare = [&](const std::string& column, const std::string& at) {
         if (!valid_identifier(column, 48))
-            refuse(at, "column '" + column + "' must match [a-z_][a-z0-9_]* (at most 48 characters)");
+            refuse(at,
+                   "column '" + column + "' must match [a-z_][a-z0-9_]* (at most 48 characters)");
         if (!columns.insert(column).second) refuse(at, "column '" + column + "' is declared twice");
     };
     auto check_filter = [&](const EventFilter& filter, const std::string& at) {
@@ -391,17 +404,21 @@ void validate(const Projection& projection) {
         for (const KeyField& field : key) {
             if (field.field.empty()) refuse(at, "a key field has no name");
             if (field.type == ColumnType::real)
-                refuse(at, "key field '" + field.field + "' cannot be real (integer, text or boolean)");
-            const std::string column = field.column.empty() ? default_column(field.field) : field.column;
+                refuse(at,
+                       "key field '" + field.field + "' cannot be real (integer, text or boolean)");
+            const std::string column =
+                field.column.empty() ? default_column(field.field) : field.column;
             if (!valid_identifier(column, 48))
                 refuse(at, "key column '" + column + "' must match [a-z_][a-z0-9_]*");
-            if (!names.insert(column).second) refuse(at, "column '" + column + "' is declared twice");
+            if (!names.insert(column).second)
+                refuse(at, "column '" + column + "' is declared twice");
         }
     };
     check_key(projection.key, where + ".key", columns);
     for (std::size_t i = 0; i < projection.computations.size(); ++i) {
         const Computation& c = projection.computations[i];
-        const std::string at = where + ".computations[" + std::to_string(i) + "] ('" + c.column + "')";
+        const std::string at =
+            where + ".computations[" + std::to_string(i) + "] ('" + c.column + "')";
         if (c.filter) check_filter(*c.filter, at + ".filter");
         const bool needs_filter = !std::holds_alternative<WeightedSummation>(c.kind) &&
                                   !std::holds_alternative<StateMachine>(c.kind);
@@ -427,11 +444,15 @@ void validate(const Projection& projection) {
                     numeric(kind.type);
                     if (kind.terms.empty()) refuse(at, "a weighted sum needs at least one term");
                     for (std::size_t t = 0; t < kind.terms.size(); ++t) {
-                        check_filter(kind.terms[t].filter, at + ".terms[" + std::to_string(t) + "]");
+                        check_filter(kind.terms[t].filter,
+                                     at + ".terms[" + std::to_string(t) + "]");
                         if (kind.type == ColumnType::integer &&
-                            (kind.terms[t].weight != static_cast<double>(static_cast<std::int64_t>(kind.terms[t].weight)) ||
+                            (kind.terms[t].weight != static_cast<double>(static_cast<std::int64_t>(
+                                                         kind.terms[t].weight)) ||
                              (!kind.terms[t].field &&
-                              kind.terms[t].constant != static_cast<double>(static_cast<std::int64_t>(kind.terms[t].constant)))))
+                              kind.terms[t].constant !=
+                                  static_cast<double>(
+                                      static_cast<std::int64_t>(kind.terms[t].constant)))))
                             refuse(at + ".terms[" + std::to_string(t) + "]",
                                    "an integer weighted sum needs integer weights and constants");
                     }
@@ -451,26 +472,31 @@ void validate(const Projection& projection) {
                         refuse(at, "table suffix '" + c.column + "' must match [a-z_][a-z0-9_]*");
                     std::set<std::string> own;
                     const auto& key = kind.key.empty() ? projection.key : kind.key;
-                    if (key.empty()) refuse(at, "a transform needs key fields (its own or the projection's)");
+                    if (key.empty())
+                        refuse(at, "a transform needs key fields (its own or the projection's)");
                     check_key(key, at + ".key", own);
                     if (kind.columns.empty()) refuse(at, "a transform needs at least one column");
                     for (const TransformColumn& column : kind.columns) {
                         if (column.field.empty()) refuse(at, "a column has no field");
-                        const std::string name = column.column.empty() ? default_column(column.field) : column.column;
+                        const std::string name =
+                            column.column.empty() ? default_column(column.field) : column.column;
                         if (!valid_identifier(name, 48))
                             refuse(at, "column '" + name + "' must match [a-z_][a-z0-9_]*");
-                        if (!own.insert(name).second) refuse(at, "column '" + name + "' is declared twice");
+                        if (!own.insert(name).second)
+                            refuse(at, "column '" + name + "' is declared twice");
                     }
                     if (kind.remove_on) check_filter(*kind.remove_on, at + ".remove_on");
                 } else if constexpr (std::is_same_v<K, StateMachine>) {
                     std::set<std::string> states;
                     for (const std::string& state : kind.states) {
                         if (state.empty()) refuse(at, "a state has an empty name");
-                        if (!states.insert(state).second) refuse(at, "state '" + state + "' is declared twice");
+                        if (!states.insert(state).second)
+                            refuse(at, "state '" + state + "' is declared twice");
                     }
                     if (states.empty()) refuse(at, "no states are declared");
                     if (!states.count(kind.initial))
-                        refuse(at, "the initial state '" + kind.initial + "' is not a declared state");
+                        refuse(at,
+                               "the initial state '" + kind.initial + "' is not a declared state");
                     if (kind.transitions.empty()) refuse(at, "no transitions are declared");
                     for (std::size_t t = 0; t < kind.transitions.size(); ++t) {
                         const Transition& transition = kind.transitions[t];
@@ -535,8 +561,8 @@ std::string to_json(const Projection& projection) {
                     json::append_quoted(out, kind.field);
                     out += std::string(",\"type\":\"") + to_string(kind.type) + "\"";
                 } else if constexpr (std::is_same_v<K, WeightedSummation>) {
-                    out += std::string(",\"kind\":\"weighted_sum\",\"type\":\"") + to_string(kind.type) +
-                           "\",\"terms\":[";
+                    out += std::string(",\"kind\":\"weighted_sum\",\"type\":\"") +
+                           to_string(kind.type) + "\",\"terms\":[";
                     for (std::size_t t = 0; t < kind.terms.size(); ++t) {
                         const WeightedTerm& term = kind.terms[t];
                         if (t) out += ',';
@@ -556,7 +582,8 @@ std::string to_json(const Projection& projection) {
                     json::append_quoted(out, kind.field);
                 } else if constexpr (std::is_same_v<K, Every> || std::is_same_v<K, Any>) {
                     out += std::is_same_v<K, Every> ? ",\"kind\":\"every\"" : ",\"kind\":\"any\"";
-                    out += ",\"predicate\":" + json::to_json(Value::parse(kind.predicate, "predicate"));
+                    out += ",\"predicate\":" +
+                           json::to_json(Value::parse(kind.predicate, "predicate"));
                     out += kind.when_empty ? ",\"when_empty\":true" : ",\"when_empty\":false";
                 } else if constexpr (std::is_same_v<K, Transform>) {
                     out += ",\"kind\":\"transform\",\"key\":";
@@ -566,13 +593,16 @@ std::string to_json(const Projection& projection) {
                         const TransformColumn& column = kind.columns[k];
                         if (k) out += ',';
                         out += "{\"column\":";
-                        json::append_quoted(out, column.column.empty() ? default_column(column.field) : column.column);
+                        json::append_quoted(out, column.column.empty()
+                                                     ? default_column(column.field)
+                                                     : column.column);
                         out += ",\"field\":";
                         json::append_quoted(out, column.field);
                         out += std::string(",\"type\":\"") + to_string(column.type) + "\"}";
                     }
                     out += ']';
-                    if (kind.remove_on) out += ",\"remove_on\":" + canonical_filter(*kind.remove_on);
+                    if (kind.remove_on)
+                        out += ",\"remove_on\":" + canonical_filter(*kind.remove_on);
                 } else if constexpr (std::is_same_v<K, StateMachine>) {
                     out += ",\"kind\":\"state_machine\",\"states\":[";
                     for (std::size_t s = 0; s < kind.states.size(); ++s) {
@@ -631,7 +661,8 @@ const char* to_string(ProjectionStatus::State state) noexcept {
 std::size_t Table::column(std::string_view name) const {
     for (std::size_t i = 0; i < columns.size(); ++i)
         if (columns[i] == name) return i;
-    throw InvalidInput(ErrorCode::invalid_argument, "the table has no column '" + std::string(name) + "'");
+    throw InvalidInput(ErrorCode::invalid_argument,
+                       "the table has no column '" + std::string(name) + "'");
 }
 
 }  // namespace factstr::projections

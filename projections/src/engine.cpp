@@ -60,10 +60,10 @@ ProjectionStatus status_of(Backend& backend, const MetaRow& meta, SequenceNumber
         const Plan plan(parse_projection(meta.declaration));
         if (auto pending = first_pending(backend, plan.union_query(), checkpoint, head)) {
             status.lag_facts = head - checkpoint;
-            status.lag_time = std::max(
-                std::chrono::milliseconds(0),
-                std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::system_clock::now() - pending->occurred_at));
+            status.lag_time =
+                std::max(std::chrono::milliseconds(0),
+                         std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now() - pending->occurred_at));
         }
     } catch (const Error&) {
         status.lag_facts = head > checkpoint ? head - checkpoint : 0;  // an unreadable declaration
@@ -94,7 +94,8 @@ class Projector : public std::enable_shared_from_this<Projector> {
   public:
     enum class Phase { running, failed, lost, interrupted, stopped };
 
-    Projector(Store& store, const Projection& projection, std::string worker, std::size_t page_facts)
+    Projector(Store& store, const Projection& projection, std::string worker,
+              std::size_t page_facts)
         : store_(store),
           plan_(projection),
           worker_(std::move(worker)),
@@ -114,14 +115,13 @@ class Projector : public std::enable_shared_from_this<Projector> {
         }
         last_write_ = std::chrono::steady_clock::now();
         std::weak_ptr<Projector> weak = shared_from_this();
-        subscription_ = store_.stream_pages(
-            checkpoint, plan_.union_query(), page_facts_,
-            [weak](const BatchPage& page, Completion done) {
-                if (auto self = weak.lock())
-                    self->on_page(page, std::move(done));
-                else
-                    done.fail("the projector was stopped");
-            });
+        subscription_ = store_.stream_pages(checkpoint, plan_.union_query(), page_facts_,
+                                            [weak](const BatchPage& page, Completion done) {
+                                                if (auto self = weak.lock())
+                                                    self->on_page(page, std::move(done));
+                                                else
+                                                    done.fail("the projector was stopped");
+                                            });
     }
 
     // Stops the stream and waits for a page being written. A checkpoint moved past facts
@@ -139,7 +139,8 @@ class Projector : public std::enable_shared_from_this<Projector> {
         }
         if (running && to > from) {
             try {
-                if (tables_->apply(plan_, PageDelta{}, Fence{from, to, worker_, plan_.fingerprint(), false}))
+                if (tables_->apply(plan_, PageDelta{},
+                                   Fence{from, to, worker_, plan_.fingerprint(), false}))
                     set_position(to, true);
             } catch (const std::exception&) {
                 // Only the saving of a skip is lost: those facts are read again after a restart.
@@ -186,7 +187,8 @@ class Projector : public std::enable_shared_from_this<Projector> {
             done.succeed();
         } catch (const FoldFailure& failure) {
             plan_.reset_state_cache(false);
-            const std::string message = failure.what();  // names the fact; status names the projection
+            const std::string message =
+                failure.what();  // names the fact; status names the projection
             try {
                 tables_->record_failure(plan_.name(), message, failure.position());
             } catch (const std::exception&) {
@@ -285,7 +287,8 @@ struct Engine::Impl {
         {
             std::lock_guard lock(mutex);
             if (stopping) return;
-            for (const auto& [name, projector] : running) held.push_back(name);
+            for (const auto& [name, projector] : running)
+                held.push_back(name);
             for (const auto& [name, projection] : declared)
                 if (!running.count(name) && !refused.count(name)) wanted.push_back(name);
         }
@@ -344,9 +347,8 @@ struct Engine::Impl {
                     continue;
                 }
                 try {
-                    auto projector = std::make_shared<Projector>(store, declared_it->second,
-                                                                 options.worker_id,
-                                                                 options.page_facts);
+                    auto projector = std::make_shared<Projector>(
+                        store, declared_it->second, options.worker_id, options.page_facts);
                     projector->start(row->checkpoint);
                     running[name] = std::move(projector);
                 } catch (const std::exception&) {
@@ -456,7 +458,8 @@ bool Engine::wait_caught_up(std::chrono::milliseconds timeout) {
             for (const auto& [name, projector] : impl_->running) {
                 const auto phase = projector->phase();
                 if (phase == Projector::Phase::failed) continue;
-                if (phase != Projector::Phase::running || projector->position() < head) done = false;
+                if (phase != Projector::Phase::running || projector->position() < head)
+                    done = false;
             }
             // A declared projection this engine does not run yet counts once another worker
             // holds it (it is that worker's to advance); until then it is still to be claimed.

@@ -2,8 +2,8 @@
 // engine on that store sees the same tables, and they live as long as the store.
 #include <algorithm>
 #include <map>
-#include <unordered_map>
 #include <mutex>
+#include <unordered_map>
 
 #include "tables.hpp"
 
@@ -47,13 +47,13 @@ void update_row(const TableSpec& spec, std::vector<Cell>& current, const std::ve
         const PhysicalColumn& column = spec.columns[c];
         if (column.op == Op::average) {
             const auto count = std::get<std::int64_t>(current[column.b]);
-            current[c] = count == 0 ? Cell()
-                                    : Cell(std::get<double>(current[column.a]) /
-                                           static_cast<double>(count));
+            current[c] =
+                count == 0 ? Cell()
+                           : Cell(std::get<double>(current[column.a]) / static_cast<double>(count));
         } else if (column.op == Op::every || column.op == Op::any) {
             const auto satisfied = std::get<std::int64_t>(current[column.a]);
             const auto matched = std::get<std::int64_t>(current[column.b]);
-            current[c] = Cell(matched == 0               ? column.when_empty
+            current[c] = Cell(matched == 0             ? column.when_empty
                               : column.op == Op::every ? satisfied == matched
                                                        : satisfied > 0);
         }
@@ -73,8 +73,7 @@ class MemoryTables final : public DerivedTables {
             return snapshot(it->second);
         }
         for (const TableSpec& table : plan.tables())
-            if (db_->tables.count(table.name))
-                refuse_taken_table(plan, table.name, "");
+            if (db_->tables.count(table.name)) refuse_taken_table(plan, table.name, "");
         MemoryMeta meta;
         meta.row.name = plan.name();
         meta.row.fingerprint = plan.fingerprint();
@@ -142,7 +141,8 @@ class MemoryTables final : public DerivedTables {
         std::lock_guard lock(db_->mutex);
         for (const std::string& name : names) {
             auto it = db_->meta.find(name);
-            if (it != db_->meta.end() && it->second.row.owner == worker) it->second.row.owner.reset();
+            if (it != db_->meta.end() && it->second.row.owner == worker)
+                it->second.row.owner.reset();
         }
     }
 
@@ -152,7 +152,8 @@ class MemoryTables final : public DerivedTables {
         if (it == db_->meta.end()) return false;
         MetaRow& row = it->second.row;
         if (fence.rebuild) {
-            if (row.rebuild_checkpoint != fence.from || row.rebuild_fingerprint != fence.fingerprint)
+            if (row.rebuild_checkpoint != fence.from ||
+                row.rebuild_fingerprint != fence.fingerprint)
                 return false;
             row.rebuild_checkpoint = fence.to;
         } else {

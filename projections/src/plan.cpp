@@ -143,15 +143,15 @@ struct KeyPlan {
         for (std::size_t i = 0; i < fields.size(); ++i) {
             auto value = at_path(payload, paths[i]);
             if (!value)
-                throw FoldFailure(record.sequence_number, describe(record) + " has no key field '" +
-                                                              fields[i].field + "'");
+                throw FoldFailure(record.sequence_number,
+                                  describe(record) + " has no key field '" + fields[i].field + "'");
             auto cell = cell_of(*value, fields[i].type);
             if (!cell || value->type() == element_type::OBJECT ||
                 value->type() == element_type::ARRAY)
-                throw FoldFailure(record.sequence_number,
-                                  describe(record) + ": key field '" + fields[i].field + "' is " +
-                                      element_json(*value) + ", not a " +
-                                      to_string(fields[i].type) + " key");
+                throw FoldFailure(record.sequence_number, describe(record) + ": key field '" +
+                                                              fields[i].field + "' is " +
+                                                              element_json(*value) + ", not a " +
+                                                              to_string(fields[i].type) + " key");
             key.push_back(std::move(*cell));
         }
         return key;
@@ -326,12 +326,11 @@ Plan::Plan(Projection projection) : projection_(std::move(projection)) {
                     main.columns[aggregate.column].a = sum;
                     main.columns[aggregate.column].b = count;
                 } else if constexpr (std::is_same_v<K, Every> || std::is_same_v<K, Any>) {
-                    aggregate.kind = std::is_same_v<K, Every> ? Aggregate::Kind::every
-                                                              : Aggregate::Kind::any;
+                    aggregate.kind =
+                        std::is_same_v<K, Every> ? Aggregate::Kind::every : Aggregate::Kind::any;
                     aggregate.predicate = json::Value::parse(kind.predicate, "predicate");
-                    aggregate.column = add_column(
-                        c.column, ColumnType::boolean,
-                        std::is_same_v<K, Every> ? Op::every : Op::any);
+                    aggregate.column = add_column(c.column, ColumnType::boolean,
+                                                  std::is_same_v<K, Every> ? Op::every : Op::any);
                     int matched = add_column(c.column + "_matched", ColumnType::integer, Op::add);
                     int satisfied =
                         add_column(c.column + "_satisfied", ColumnType::integer, Op::add);
@@ -413,8 +412,9 @@ PageDelta Plan::fold(const BatchPage& page, const RowLookup& lookup) {
                             for (int column : state_columns_) {
                                 const std::string* state =
                                     stored ? std::get_if<std::string>(&(*stored)[column]) : nullptr;
-                                states.push_back(state ? *state
-                                                       : std::get<std::string>(initial_values_[column]));
+                                states.push_back(
+                                    state ? *state
+                                          : std::get<std::string>(initial_values_[column]));
                             }
                             cached = state_cache_.emplace(row_key, std::move(states)).first;
                         }
@@ -485,8 +485,8 @@ PageDelta Plan::fold(const BatchPage& page, const RowLookup& lookup) {
                                 add_integer(r.values[aggregate.column], product, record,
                                             aggregate.column_name);
                             } else {
-                                double v = value ? real_of(*value, record, term.field)
-                                                 : term.constant;
+                                double v =
+                                    value ? real_of(*value, record, term.field) : term.constant;
                                 std::get<double>(r.values[aggregate.column]) += term.weight * v;
                             }
                         }
@@ -574,7 +574,7 @@ PageDelta Plan::fold(const BatchPage& page, const RowLookup& lookup) {
                 } else if (column.op == Op::every || column.op == Op::any) {
                     const auto satisfied = std::get<std::int64_t>(row.values[column.a]);
                     const auto matched = std::get<std::int64_t>(row.values[column.b]);
-                    row.values[c] = Cell(matched == 0         ? column.when_empty
+                    row.values[c] = Cell(matched == 0             ? column.when_empty
                                          : column.op == Op::every ? satisfied == matched
                                                                   : satisfied > 0);
                 }

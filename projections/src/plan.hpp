@@ -19,11 +19,11 @@ namespace factstr::projections::detail {
 
 // How a stored column changes when a page's update for its row is written.
 enum class Op {
-    add,        // column += delta (count, sums, matched/satisfied/ignored counters)
-    set,        // column = value (a state; a transform's copied field)
-    average,    // column = sum / count of the columns `a` (sum) and `b` (count)
-    every,      // column = b == 0 ? when_empty : a == b   (a: satisfied, b: matched)
-    any,        // column = b == 0 ? when_empty : a > 0
+    add,      // column += delta (count, sums, matched/satisfied/ignored counters)
+    set,      // column = value (a state; a transform's copied field)
+    average,  // column = sum / count of the columns `a` (sum) and `b` (count)
+    every,    // column = b == 0 ? when_empty : a == b   (a: satisfied, b: matched)
+    any,      // column = b == 0 ? when_empty : a > 0
 };
 
 struct PhysicalColumn {

@@ -10,8 +10,8 @@
 namespace factstr::projections::detail {
 namespace {
 
-using postgres::Conninfo;
 using postgres::Connection;
+using postgres::Conninfo;
 using postgres::get_text;
 using postgres::Result;
 
@@ -198,7 +198,8 @@ class PostgresTables final : public DerivedTables {
                                fence.fingerprint, fence.worker},
                               "moving a projection checkpoint");
                 if (std::string_view(PQcmdTuples(fenced.get())) != "1") return;
-                for (std::size_t t = 0; t < delta.tables.size(); ++t)  // none: a checkpoint-only write
+                for (std::size_t t = 0; t < delta.tables.size();
+                     ++t)  // none: a checkpoint-only write
                     write_rows(plan.tables()[t], delta.tables[t], fence.rebuild);
                 applied = true;
             },
@@ -232,8 +233,7 @@ class PostgresTables final : public DerivedTables {
         if (PQntuples(rows.get()) == 0) return std::nullopt;
         std::vector<Cell> values;
         for (std::size_t c = 0; c < table.columns.size(); ++c)
-            values.push_back(
-                parse_cell(rows.get(), 0, static_cast<int>(c), table.columns[c].type));
+            values.push_back(parse_cell(rows.get(), 0, static_cast<int>(c), table.columns[c].type));
         return values;
     }
 
@@ -277,8 +277,9 @@ class PostgresTables final : public DerivedTables {
         transaction([&] {
             db_.exec(kSchemaLock, "locking the projection schema");
             for (const TableSpec& table : plan.tables()) {
-                db_.exec(("DROP TABLE IF EXISTS " + dialect_.quote(table.physical_name(true))).c_str(),
-                         "dropping an old rebuild table");
+                db_.exec(
+                    ("DROP TABLE IF EXISTS " + dialect_.quote(table.physical_name(true))).c_str(),
+                    "dropping an old rebuild table");
                 db_.exec(dialect_.create_table(table, true).c_str(), "creating a rebuild table");
             }
             db_.exec_params(
@@ -377,8 +378,8 @@ class PostgresTables final : public DerivedTables {
         std::string keys, unnest_keys;
         for (std::size_t k = 0; k < table.key.size(); ++k) {
             keys += (k ? ", " : "") + dialect_.quote(table.key[k].column);
-            unnest_keys += (k ? ", " : "") + std::string("$") + std::to_string(k + 1) + "::" +
-                           dialect_.type_name(table.key[k].type) + "[]";
+            unnest_keys += (k ? ", " : "") + std::string("$") + std::to_string(k + 1) +
+                           "::" + dialect_.type_name(table.key[k].type) + "[]";
         }
         if (!upserts.empty()) {
             std::vector<std::optional<std::string>> params;
@@ -387,8 +388,8 @@ class PostgresTables final : public DerivedTables {
                 params.push_back(literal(upserts, k, true, table.key[k].type));
             for (std::size_t c = 0; c < table.columns.size(); ++c) {
                 columns += ", " + dialect_.quote(table.columns[c].name);
-                unnest += ", $" + std::to_string(params.size() + 1) + "::" +
-                          dialect_.type_name(table.columns[c].type) + "[]";
+                unnest += ", $" + std::to_string(params.size() + 1) +
+                          "::" + dialect_.type_name(table.columns[c].type) + "[]";
                 params.push_back(literal(upserts, c, false, table.columns[c].type));
             }
             db_.exec_params("INSERT INTO " + name + " AS cur (" + columns +
@@ -400,8 +401,8 @@ class PostgresTables final : public DerivedTables {
             std::vector<std::optional<std::string>> params;
             for (std::size_t k = 0; k < table.key.size(); ++k)
                 params.push_back(literal(removals, k, true, table.key[k].type));
-            db_.exec_params("DELETE FROM " + name + " WHERE (" + keys + ") IN (SELECT * FROM unnest(" +
-                                unnest_keys + "))",
+            db_.exec_params("DELETE FROM " + name + " WHERE (" + keys +
+                                ") IN (SELECT * FROM unnest(" + unnest_keys + "))",
                             params, "removing derived rows");
         }
     }

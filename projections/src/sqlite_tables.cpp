@@ -122,8 +122,8 @@ class SqliteTables final : public DerivedTables {
                 " ON CONFLICT (worker) DO UPDATE SET lease_until = excluded.lease_until"));
             upsert->bind(1, std::string_view(worker)).bind(2, now + lease.count());
             upsert->run();
-            Resetting prune(db_.statement(
-                "DELETE FROM factstr_projection_workers WHERE lease_until < ?1"));
+            Resetting prune(
+                db_.statement("DELETE FROM factstr_projection_workers WHERE lease_until < ?1"));
             prune->bind(1, now);
             prune->run();
             Resetting count(db_.statement("SELECT count(*) FROM factstr_projection_workers"));
@@ -167,8 +167,9 @@ class SqliteTables final : public DerivedTables {
         std::vector<std::string> held;
         write([&] {
             for (const std::string& name : names) {
-                Resetting update(db_.statement(
-                    "UPDATE factstr_projections SET lease_until = ?1 WHERE name = ?2 AND owner = ?3"));
+                Resetting update(
+                    db_.statement("UPDATE factstr_projections SET lease_until = ?1 WHERE name = ?2 "
+                                  "AND owner = ?3"));
                 update->bind(1, now_ms() + lease.count())
                     .bind(2, std::string_view(name))
                     .bind(3, std::string_view(worker));
@@ -182,9 +183,9 @@ class SqliteTables final : public DerivedTables {
     void release(const std::vector<std::string>& names, const std::string& worker) override {
         write([&] {
             for (const std::string& name : names) {
-                Resetting update(db_.statement(
-                    "UPDATE factstr_projections SET owner = NULL, lease_until = NULL"
-                    " WHERE name = ?1 AND owner = ?2"));
+                Resetting update(
+                    db_.statement("UPDATE factstr_projections SET owner = NULL, lease_until = NULL"
+                                  " WHERE name = ?1 AND owner = ?2"));
                 update->bind(1, std::string_view(name)).bind(2, std::string_view(worker));
                 update->run();
             }
@@ -193,26 +194,31 @@ class SqliteTables final : public DerivedTables {
 
     bool apply(const Plan& plan, const PageDelta& delta, const Fence& fence) override {
         bool applied = false;
-        write([&] {
-            Resetting update(db_.statement(
-                fence.rebuild
-                    ? "UPDATE factstr_projections SET rebuild_checkpoint = ?1, updated_at = ?2"
-                      " WHERE name = ?3 AND rebuild_checkpoint = ?4 AND rebuild_fingerprint = ?5"
-                    : "UPDATE factstr_projections SET checkpoint = ?1, updated_at = ?2,"
-                      " error = NULL, error_position = NULL"
-                      " WHERE name = ?3 AND checkpoint = ?4 AND fingerprint = ?5 AND owner = ?6"));
-            update->bind(1, static_cast<std::int64_t>(fence.to))
-                .bind(2, now_ms())
-                .bind(3, plan.name())
-                .bind(4, static_cast<std::int64_t>(fence.from))
-                .bind(5, std::string_view(fence.fingerprint));
-            if (!fence.rebuild) update->bind(6, std::string_view(fence.worker));
-            update->run();
-            if (sqlite3_changes(db_.handle()) != 1) return;  // fenced off: roll back
-            for (std::size_t t = 0; t < delta.tables.size(); ++t)  // none: a checkpoint-only write
-                write_rows(plan.tables()[t], delta.tables[t], fence.rebuild);
-            applied = true;
-        }, [&] { return applied; });
+        write(
+            [&] {
+                Resetting update(db_.statement(
+                    fence.rebuild
+                        ? "UPDATE factstr_projections SET rebuild_checkpoint = ?1, updated_at = ?2"
+                          " WHERE name = ?3 AND rebuild_checkpoint = ?4 AND rebuild_fingerprint = "
+                          "?5"
+                        : "UPDATE factstr_projections SET checkpoint = ?1, updated_at = ?2,"
+                          " error = NULL, error_position = NULL"
+                          " WHERE name = ?3 AND checkpoint = ?4 AND fingerprint = ?5 AND owner = "
+                          "?6"));
+                update->bind(1, static_cast<std::int64_t>(fence.to))
+                    .bind(2, now_ms())
+                    .bind(3, plan.name())
+                    .bind(4, static_cast<std::int64_t>(fence.from))
+                    .bind(5, std::string_view(fence.fingerprint));
+                if (!fence.rebuild) update->bind(6, std::string_view(fence.worker));
+                update->run();
+                if (sqlite3_changes(db_.handle()) != 1) return;  // fenced off: roll back
+                for (std::size_t t = 0; t < delta.tables.size();
+                     ++t)  // none: a checkpoint-only write
+                    write_rows(plan.tables()[t], delta.tables[t], fence.rebuild);
+                applied = true;
+            },
+            [&] { return applied; });
         return applied;
     }
 
@@ -244,8 +250,8 @@ class SqliteTables final : public DerivedTables {
     }
 
     bool is_empty(const TableSpec& table, bool rebuild) override {
-        const std::string sql = "SELECT 1 FROM " + dialect_.quote(table.physical_name(rebuild)) +
-                                " LIMIT 1";
+        const std::string sql =
+            "SELECT 1 FROM " + dialect_.quote(table.physical_name(rebuild)) + " LIMIT 1";
         Statement& select = db_.statement(stable(sql));
         Resetting reset(select);
         return !select.step();
@@ -282,13 +288,16 @@ class SqliteTables final : public DerivedTables {
     void begin_rebuild(const Plan& plan) override {
         write([&] {
             for (const TableSpec& table : plan.tables()) {
-                db_.exec(("DROP TABLE IF EXISTS " + dialect_.quote(table.physical_name(true))).c_str());
+                db_.exec(
+                    ("DROP TABLE IF EXISTS " + dialect_.quote(table.physical_name(true))).c_str());
                 db_.exec(dialect_.create_table(table, true).c_str());
             }
             Resetting update(db_.statement(
                 "UPDATE factstr_projections SET rebuild_fingerprint = ?1, rebuild_declaration = ?2,"
                 " rebuild_checkpoint = 0 WHERE name = ?3"));
-            update->bind(1, plan.fingerprint()).bind(2, plan.declaration_json()).bind(3, plan.name());
+            update->bind(1, plan.fingerprint())
+                .bind(2, plan.declaration_json())
+                .bind(3, plan.name());
             update->run();
         });
     }

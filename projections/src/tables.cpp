@@ -6,8 +6,8 @@ namespace factstr::projections::detail {
 
 bool reserved_table_name(std::string_view name) {
     static constexpr std::array<std::string_view, 7> kStoreTables = {
-        "facts", "facts_by_type", "event_types", "payload_keys", "index_state", "durable_streams",
-        "sqlite_sequence"};
+        "facts",       "facts_by_type",   "event_types",    "payload_keys",
+        "index_state", "durable_streams", "sqlite_sequence"};
     if (name.substr(0, 8) == "factstr_") return true;
     for (std::string_view table : kStoreTables)
         if (name == table) return true;
@@ -102,8 +102,8 @@ std::string Dialect::update_assignments(const TableSpec& table) const {
         const int i = static_cast<int>(c);
         if (!sql.empty()) sql += ", ";
         append_all(sql, quote(column.name), " = ");
-        const char* empty = column.when_empty ? (postgres ? "true" : "1")
-                                              : (postgres ? "false" : "0");
+        const char* empty =
+            column.when_empty ? (postgres ? "true" : "1") : (postgres ? "false" : "0");
         switch (column.op) {
             case Op::add:
                 append_all(sql, cur(i), " + ", ex(i));

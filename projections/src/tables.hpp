@@ -99,7 +99,8 @@ std::unique_ptr<DerivedTables> open_postgres_tables(const DatabaseLocation& loca
 bool reserved_table_name(std::string_view name);
 
 // The refusals every DerivedTables gives at registration, worded once.
-[[noreturn]] void refuse_changed_declaration(const Plan& plan, const std::string& stored_fingerprint);
+[[noreturn]] void refuse_changed_declaration(const Plan& plan,
+                                             const std::string& stored_fingerprint);
 [[noreturn]] void refuse_taken_table(const Plan& plan, const std::string& table,
                                      const std::string& where);
 

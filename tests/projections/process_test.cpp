@@ -26,10 +26,10 @@ class Appender {
                 std::vector<NewEvent> batch;
                 const int size = 1 + static_cast<int>(random() % 5);
                 for (int i = 0; i < size; ++i)
-                    batch.push_back(
-                        {random() % 3 ? "deposited" : "withdrawn",
-                         R"({"accountId":"acc)" + std::to_string(random() % 20) +
-                             R"(","amount":)" + std::to_string(1 + random() % 100) + "}"});
+                    batch.push_back({random() % 3 ? "deposited" : "withdrawn",
+                                     R"({"accountId":"acc)" + std::to_string(random() % 20) +
+                                         R"(","amount":)" + std::to_string(1 + random() % 100) +
+                                         "}"});
                 (void)store_.append(std::move(batch));
                 std::this_thread::sleep_for(std::chrono::microseconds(random() % 1500));
             }
@@ -109,9 +109,10 @@ void kill_at_random_moments(const std::string& url) {
 
 }  // namespace
 
-TEST_CASE("projector processes killed at random moments while facts keep coming leave every "
-          "derived value exact (SQLite)",
-          "[sqlite][crash]") {
+TEST_CASE(
+    "projector processes killed at random moments while facts keep coming leave every "
+    "derived value exact (SQLite)",
+    "[sqlite][crash]") {
     const auto directory = std::filesystem::temp_directory_path() /
                            ("factstr-projections-" + std::to_string(::getpid()));
     std::filesystem::remove_all(directory);
@@ -120,18 +121,20 @@ TEST_CASE("projector processes killed at random moments while facts keep coming 
     std::filesystem::remove_all(directory);
 }
 
-TEST_CASE("projector processes killed at random moments while facts keep coming leave every "
-          "derived value exact (PostgreSQL)",
-          "[postgres][crash]") {
+TEST_CASE(
+    "projector processes killed at random moments while facts keep coming leave every "
+    "derived value exact (PostgreSQL)",
+    "[postgres][crash]") {
     (void)require_postgres_server("projections_process_tests");
     const std::string database = fresh_database_name();
     (void)bootstrap(postgres_server_url(), database);
     kill_at_random_moments(url_of(database));
 }
 
-TEST_CASE("two PostgreSQL workers share the projections, and one takes over when the other is "
-          "killed, applying no fact twice",
-          "[postgres][crash]") {
+TEST_CASE(
+    "two PostgreSQL workers share the projections, and one takes over when the other is "
+    "killed, applying no fact twice",
+    "[postgres][crash]") {
     (void)require_postgres_server("projections_process_tests");
     const std::string database = fresh_database_name();
     const std::string url = url_of(database);
@@ -158,15 +161,17 @@ TEST_CASE("two PostgreSQL workers share the projections, and one takes over when
     std::map<std::string, std::string> held_by;
     for (const auto& status : projections::status(store))
         held_by[status.name] = status.owner.value_or("");
-    CHECK(std::count_if(held_by.begin(), held_by.end(), [](auto& e) { return e.second == "A"; }) == 2);
+    CHECK(std::count_if(held_by.begin(), held_by.end(), [](auto& e) { return e.second == "A"; }) ==
+          2);
 
     a->kill(SIGKILL);
     CHECK(a->wait() == 128 + SIGKILL);
     const auto killed_at = std::chrono::steady_clock::now();
     REQUIRE(wait_all_current(store, 4, "B", 20s, true));
     const auto takeover = std::chrono::steady_clock::now() - killed_at;
-    INFO("takeover after " << std::chrono::duration_cast<std::chrono::milliseconds>(takeover).count()
-                           << " ms");
+    INFO(
+        "takeover after " << std::chrono::duration_cast<std::chrono::milliseconds>(takeover).count()
+                          << " ms");
     // The lease runs out after 1 s; B looks every lease/3 and then catches up.
     CHECK(takeover < std::chrono::milliseconds(lease_ms * 3));
 

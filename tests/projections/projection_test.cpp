@@ -82,8 +82,9 @@ Projection bank() {
 
 TEST_CASE("count counts the matching facts per key and ignores the others", "[projections]") {
     Store store = make_store();
-    (void)store.append({ev("post-liked", R"({"postId":"p1"})"), ev("post-liked", R"({"postId":"p1"})"),
-                        ev("post-liked", R"({"postId":"p2"})"), ev("post-viewed", R"({"postId":"p1"})")});
+    (void)store.append(
+        {ev("post-liked", R"({"postId":"p1"})"), ev("post-liked", R"({"postId":"p1"})"),
+         ev("post-liked", R"({"postId":"p2"})"), ev("post-viewed", R"({"postId":"p1"})")});
     (void)store.append({ev("post-liked", R"({"postId":"p1","by":"x"})")});
     Projection likes("likes");
     likes.key_by("postId").count("likes", on({"post-liked"}));
@@ -129,8 +130,9 @@ TEST_CASE("sums, weighted sums, averages and states follow the bank account fact
 
 TEST_CASE("a real sum and a weighted sum with constants keep fractions", "[projections]") {
     Store store = make_store();
-    (void)store.append({ev("added", R"({"sku":"s1","qty":2.5})"), ev("added", R"({"sku":"s1","qty":1})"),
-                        ev("sold", R"({"sku":"s1","qty":0.5})"), ev("returned", R"({"sku":"s1"})")});
+    (void)store.append(
+        {ev("added", R"({"sku":"s1","qty":2.5})"), ev("added", R"({"sku":"s1","qty":1})"),
+         ev("sold", R"({"sku":"s1","qty":0.5})"), ev("returned", R"({"sku":"s1"})")});
     Projection stock("stock");
     stock.key_by("sku")
         .sum("added_qty", on({"added"}), "qty")
@@ -170,9 +172,10 @@ TEST_CASE("every and any report their empty value until a fact matches", "[proje
     CHECK(o3["some_ok"] == Cell(true));
 }
 
-TEST_CASE("a transform keeps one row per key, replaced by later facts and removed on its remove "
-          "filter",
-          "[projections]") {
+TEST_CASE(
+    "a transform keeps one row per key, replaced by later facts and removed on its remove "
+    "filter",
+    "[projections]") {
     Store store = make_store();
     (void)store.append({ev("post-created", R"({"postId":"p1","title":"one","words":10})"),
                         ev("post-created", R"({"postId":"p2","title":"two"})"),
@@ -220,9 +223,10 @@ TEST_CASE("a running projection applies facts appended after it started", "[proj
     CHECK(statuses[0].owner.has_value());
 }
 
-TEST_CASE("a fact a projection cannot apply stops that projection with its position, and the "
-          "others keep going",
-          "[projections]") {
+TEST_CASE(
+    "a fact a projection cannot apply stops that projection with its position, and the "
+    "others keep going",
+    "[projections]") {
     Store store = make_store();
     (void)store.append({ev("deposited", R"({"accountId":"a","amount":10})")});
     Projection counts("deposit_counts");
@@ -254,9 +258,10 @@ TEST_CASE("a fact a projection cannot apply stops that projection with its posit
           }) != seen.end());
 }
 
-TEST_CASE("a changed declaration is refused against old derived data, and rebuild switches to "
-          "it with the same table a fresh run gives",
-          "[projections]") {
+TEST_CASE(
+    "a changed declaration is refused against old derived data, and rebuild switches to "
+    "it with the same table a fresh run gives",
+    "[projections]") {
     Store store = make_store();
     std::mt19937 random(7);
     for (int i = 0; i < 300; ++i)
@@ -302,8 +307,7 @@ TEST_CASE("a changed declaration is refused against old derived data, and rebuil
     CHECK(rebuilt.rows.size() == 7);
 }
 
-TEST_CASE("declarations that cannot work are refused at load, naming the place",
-          "[projections]") {
+TEST_CASE("declarations that cannot work are refused at load, naming the place", "[projections]") {
     auto refused = [](const std::string& json, const std::string& part) {
         try {
             (void)parse_projection(json);
@@ -313,18 +317,23 @@ TEST_CASE("declarations that cannot work are refused at load, naming the place",
             CHECK_THAT(e.what(), Catch::Contains(part));
         }
     };
-    refused(R"({"name":"p","key":["k"],"computations":[{"column":"n","kind":"count","filter":{}},{"column":"n","kind":"count","filter":{}}]})",
-            "column 'n' is declared twice");
-    refused(R"({"name":"p","key":["k"],"computations":[{"column":"s","kind":"sum","field":"x","type":"money","filter":{}}]})",
-            "unknown type 'money'");
-    refused(R"({"name":"p","key":["k"],"computations":[{"column":"st","kind":"state_machine","states":["a"],"initial":"a","transitions":[{"from":["a"],"on":{"event_types":["x"]},"to":"b"}]}]})",
-            "transition to undeclared state 'b'");
-    refused(R"({"name":"p","key":["k"],"computations":[{"column":"n","kind":"median","filter":{}}]})",
-            "unknown kind 'median'");
+    refused(
+        R"({"name":"p","key":["k"],"computations":[{"column":"n","kind":"count","filter":{}},{"column":"n","kind":"count","filter":{}}]})",
+        "column 'n' is declared twice");
+    refused(
+        R"({"name":"p","key":["k"],"computations":[{"column":"s","kind":"sum","field":"x","type":"money","filter":{}}]})",
+        "unknown type 'money'");
+    refused(
+        R"({"name":"p","key":["k"],"computations":[{"column":"st","kind":"state_machine","states":["a"],"initial":"a","transitions":[{"from":["a"],"on":{"event_types":["x"]},"to":"b"}]}]})",
+        "transition to undeclared state 'b'");
+    refused(
+        R"({"name":"p","key":["k"],"computations":[{"column":"n","kind":"median","filter":{}}]})",
+        "unknown kind 'median'");
     refused(R"({"name":"Bad-Name","computations":[{"column":"n","kind":"count","filter":{}}]})",
             "[a-z_][a-z0-9_]*");
-    refused(R"({"name":"p","computations":[{"column":"n","kind":"count","filter":{"event_types":"x"}}]})",
-            "computations[0].filter");
+    refused(
+        R"({"name":"p","computations":[{"column":"n","kind":"count","filter":{"event_types":"x"}}]})",
+        "computations[0].filter");
     CHECK_THROWS_AS(parse_projection("{not json"), InvalidInput);
 }
 
@@ -398,7 +407,8 @@ TEST_CASE("two engines on one store share the projections through leases, one ho
         settled = true;
         for (const auto& status : one.status()) {
             if (status.owner) owners.insert(*status.owner);
-            if (!status.owner || status.state != ProjectionStatus::State::caught_up) settled = false;
+            if (!status.owner || status.state != ProjectionStatus::State::caught_up)
+                settled = false;
         }
         if (owners.size() != 2) settled = false;
         if (!settled) std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -421,7 +431,8 @@ TEST_CASE("two engines on one store share the projections through leases, one ho
         REQUIRE(two.wait_caught_up(std::chrono::seconds(20)));
         all_current = true;
         for (const auto& status : two.status())
-            if (status.checkpoint < store.head() || status.owner != std::optional<std::string>("two"))
+            if (status.checkpoint < store.head() ||
+                status.owner != std::optional<std::string>("two"))
                 all_current = false;
         if (!all_current) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
@@ -434,8 +445,8 @@ TEST_CASE("property: every derived value equals the value recomputed from the lo
           "[projections][property]") {
     Store store = make_store();
     std::mt19937 random(20261124);
-    const char* types[] = {"deposited", "withdrawn", "account-frozen", "account-unfrozen",
-                           "account-closed", "noise"};
+    const char* types[] = {"deposited",        "withdrawn",      "account-frozen",
+                           "account-unfrozen", "account-closed", "noise"};
     const int keys = 37;
     int facts = 0;
     Engine engine(store, fast_options());

@@ -98,8 +98,8 @@ struct StateMachine {
     std::vector<Transition> transitions;
 };
 
-using ComputationKind = std::variant<Count, Summation, WeightedSummation, Average, Every, Any,
-                                     Transform, StateMachine>;
+using ComputationKind =
+    std::variant<Count, Summation, WeightedSummation, Average, Every, Any, Transform, StateMachine>;
 
 struct Computation {
     std::string column;
@@ -114,7 +114,7 @@ EventFilter on(std::vector<std::string> event_types,
                std::optional<std::string> payload_predicate = std::nullopt);
 
 struct Projection {
-    std::string name;  // [a-z_][a-z0-9_]*, at most 48 characters: the derived table's name
+    std::string name;           // [a-z_][a-z0-9_]*, at most 48 characters: the derived table's name
     std::vector<KeyField> key;  // empty: one global row
     std::vector<Computation> computations;
 
@@ -184,9 +184,9 @@ struct ProjectionStatus {
     std::uint64_t lag_facts = 0;  // head - checkpoint
     // Age of the oldest fact not yet applied (zero when caught up).
     std::chrono::milliseconds lag_time{0};
-    std::optional<std::string> error;  // why it failed
-    std::optional<SequenceNumber> error_position;  // the fact it failed on
-    std::optional<std::string> owner;  // the worker holding it (a live lease)
+    std::optional<std::string> error;                  // why it failed
+    std::optional<SequenceNumber> error_position;      // the fact it failed on
+    std::optional<std::string> owner;                  // the worker holding it (a live lease)
     std::optional<SequenceNumber> rebuild_checkpoint;  // progress of a rebuild in flight
 };
 const char* to_string(ProjectionStatus::State state) noexcept;

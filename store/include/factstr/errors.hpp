@@ -8,19 +8,19 @@
 namespace factstr {
 
 enum class ErrorCode {
-    empty_append,        // append/append_if called with no events
-    invalid_json,        // a payload or predicate that is not valid JSON
-    invalid_query,       // a malformed query
-    invalid_argument,    // another invalid argument (a name, a URL, an option)
-    unsupported_url,     // a store URL whose scheme is unknown
-    schema_mismatch,     // a database that is not ours, or of another schema version
-    corrupt_database,    // a database file that cannot be read
-    storage_failure,     // the engine underneath failed (I/O, constraint, SQL error)
-    connection_failure,  // the server could not be reached or the connection dropped
-    outcome_unknown,     // the connection dropped while a commit was in flight
-    handler_failed,      // a durable stream's handler failed during replay
-    stream_busy,         // a durable stream name is already active in this store
-    closed,              // the store was closed
+    empty_append,         // append/append_if called with no events
+    invalid_json,         // a payload or predicate that is not valid JSON
+    invalid_query,        // a malformed query
+    invalid_argument,     // another invalid argument (a name, a URL, an option)
+    unsupported_url,      // a store URL whose scheme is unknown
+    schema_mismatch,      // a database that is not ours, or of another schema version
+    corrupt_database,     // a database file that cannot be read
+    storage_failure,      // the engine underneath failed (I/O, constraint, SQL error)
+    connection_failure,   // the server could not be reached or the connection dropped
+    outcome_unknown,      // the connection dropped while a commit was in flight
+    handler_failed,       // a durable stream's handler failed during replay
+    stream_busy,          // a durable stream name is already active in this store
+    closed,               // the store was closed
     invalid_declaration,  // a projection declaration that cannot work
     declaration_changed,  // derived data of another version of a projection's declaration
     projection_failed,    // a fact a projection cannot apply (named with its position)

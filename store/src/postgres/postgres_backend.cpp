@@ -343,7 +343,8 @@ class PostgresBackend final : public Backend {
             const Plan plan = make_plan(filter);
             std::size_t collected = 0;
             SequenceNumber stopped_at = window_end;
-            for (Row& row : collect(c, plan, filter, after, window_end, end, max_facts, &stopped_at)) {
+            for (Row& row :
+                 collect(c, plan, filter, after, window_end, end, max_facts, &stopped_at)) {
                 if (page.batches.empty() ||
                     page.batches.back().last_sequence_number != row.batch_last) {
                     if (collected >= max_facts && !page.batches.empty()) {

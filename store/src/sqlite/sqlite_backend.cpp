@@ -618,7 +618,8 @@ class SqliteBackend final : public Backend {
                     .bind(2, static_cast<std::int64_t>(end));
                 while (scan_rows->step()) {
                     if (rows.size() >= limit && stopped_at &&
-                        static_cast<SequenceNumber>(scan_rows->integer(0)) > rows.back().batch_last) {
+                        static_cast<SequenceNumber>(scan_rows->integer(0)) >
+                            rows.back().batch_last) {
                         *stopped_at = rows.back().batch_last;  // a whole batch, then stop
                         break;
                     }

@@ -42,7 +42,8 @@ int Connection::on_busy(void* self, int attempts) {
     if (attempts == 0) connection.busy_since_ = now;
     if (now - connection.busy_since_ >= connection.busy_timeout_) return 0;
     const auto delay = std::chrono::microseconds(20) * (1 << std::min(attempts, 6));
-    std::this_thread::sleep_for(std::min<std::chrono::microseconds>(delay, std::chrono::milliseconds(1)));
+    std::this_thread::sleep_for(
+        std::min<std::chrono::microseconds>(delay, std::chrono::milliseconds(1)));
     return 1;
 }
 
