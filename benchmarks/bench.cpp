@@ -516,11 +516,9 @@ class Bench {
         return deposits;
     }
 
-    // The raw engine for the catch-up: one prepared SQLite upsert per fact into a table of
-    // the derived table's shape, 16384 per transaction (what a hand-written projector that
-    // does not aggregate a page first would do), same journal and synchronous settings.
-    double raw_sqlite_upserts(std::size_t rows, std::size_t keys) {
-        const std::string path = config_.dir + "/raw_upserts.db";
+    // A fresh SQLite file for a raw yardstick, with the store's journal and sync settings.
+    sqlite3* open_raw_sqlite(const std::string& name) {
+        const std::string path = config_.dir + "/" + name + ".db";
         for (const char* suffix : {"", "-wal", "-shm"})
             std::filesystem::remove(path + suffix);
         sqlite3* db = nullptr;
@@ -529,6 +527,35 @@ class Bench {
         sqlite3_exec(
             db, config_.sync == "full" ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
             nullptr, nullptr, nullptr);
+        return db;
+    }
+
+    // Runs `statement` `rows` times in transactions of `per_transaction`, `bind(i)` binding
+    // row i first; returns rows per second.
+    template <class Bind>
+    static double run_raw_sqlite(sqlite3* db, sqlite3_stmt* statement, std::size_t rows,
+                                 std::size_t per_transaction, Bind&& bind) {
+        auto start = Clock::now();
+        for (std::size_t i = 0; i < rows;) {
+            sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr);
+            for (std::size_t j = 0; j < per_transaction && i < rows; ++j, ++i) {
+                bind(i);
+                sqlite3_step(statement);
+                sqlite3_reset(statement);
+            }
+            sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
+        }
+        const double rate = rows / seconds_since(start);
+        sqlite3_finalize(statement);
+        sqlite3_close(db);
+        return rate;
+    }
+
+    // The raw engine for the catch-up: one prepared SQLite upsert per fact into a table of
+    // the derived table's shape, 16384 per transaction (what a hand-written projector that
+    // does not aggregate a page first would do), same journal and synchronous settings.
+    double raw_sqlite_upserts(std::size_t rows, std::size_t keys) {
+        sqlite3* db = open_raw_sqlite("raw_upserts");
         sqlite3_exec(db,
                      "CREATE TABLE accounts (account_id TEXT PRIMARY KEY, deposits INTEGER, "
                      "balance INTEGER, mean_deposit REAL, mean_deposit_sum REAL, "
@@ -548,30 +575,18 @@ class Bench {
         std::vector<std::string> names;
         for (std::size_t k = 0; k < keys; ++k)
             names.push_back(fmt::format("a{}", k));
-        auto start = Clock::now();
-        for (std::size_t i = 0; i < rows;) {
-            sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr);
-            for (std::size_t j = 0; j < 16384 && i < rows; ++j, ++i) {
-                const auto pick = random() % 10;
-                const auto& key = names[random() % keys];
-                const std::int64_t amount = 1 + static_cast<std::int64_t>(random() % 1000);
-                sqlite3_bind_text(upsert, 1, key.data(), static_cast<int>(key.size()),
-                                  SQLITE_STATIC);
-                sqlite3_bind_int64(upsert, 2, pick < 6 ? 1 : 0);
-                sqlite3_bind_int64(upsert, 3, pick < 6 ? amount : -amount);
-                if (pick < 6)
-                    sqlite3_bind_double(upsert, 4, static_cast<double>(amount));
-                else
-                    sqlite3_bind_null(upsert, 4);
-                sqlite3_step(upsert);
-                sqlite3_reset(upsert);
-            }
-            sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
-        }
-        const double rate = rows / seconds_since(start);
-        sqlite3_finalize(upsert);
-        sqlite3_close(db);
-        return rate;
+        return run_raw_sqlite(db, upsert, rows, 16384, [&](std::size_t) {
+            const auto pick = random() % 10;
+            const auto& key = names[random() % keys];
+            const std::int64_t amount = 1 + static_cast<std::int64_t>(random() % 1000);
+            sqlite3_bind_text(upsert, 1, key.data(), static_cast<int>(key.size()), SQLITE_STATIC);
+            sqlite3_bind_int64(upsert, 2, pick < 6 ? 1 : 0);
+            sqlite3_bind_int64(upsert, 3, pick < 6 ? amount : -amount);
+            if (pick < 6)
+                sqlite3_bind_double(upsert, 4, static_cast<double>(amount));
+            else
+                sqlite3_bind_null(upsert, 4);
+        });
     }
 
     // How many "live" deposits a reader sees in the derived data now. SQLite and PostgreSQL:
@@ -631,11 +646,10 @@ class Bench {
     }
 
     // Polls `reader` until `n` live facts are visible (or a timeout), noting when each one
-    // became visible. `returned[i]` is when the i-th append returned (ns on the steady
-    // clock, shared by processes on Linux: CLOCK_MONOTONIC); `appended` how many did.
+    // became visible (ns on the steady clock, shared by processes on Linux: CLOCK_MONOTONIC,
+    // so it compares with when each append returned).
     static std::vector<std::int64_t> poll_visibility(LiveReader& reader, std::size_t before,
-                                                     std::size_t n,
-                                                     const std::vector<std::int64_t>& returned) {
+                                                     std::size_t n) {
         std::vector<std::int64_t> visible_at(n, 0);
         std::size_t seen = 0;
         Clock::time_point progress = Clock::now();
@@ -732,7 +746,7 @@ class Bench {
             });
             std::vector<std::int64_t> visible_at;
             try {
-                visible_at = poll_visibility(reader, before, n, returned);
+                visible_at = poll_visibility(reader, before, n);
             } catch (...) {
                 writer.join();
                 throw;
@@ -777,7 +791,7 @@ class Bench {
             std::string failure;
             const auto t0 = Clock::now();
             try {
-                visible_at = poll_visibility(reader, before, n, returned);
+                visible_at = poll_visibility(reader, before, n);
             } catch (const std::exception& e) {
                 failure = e.what();
                 kill(child, SIGKILL);
@@ -800,15 +814,7 @@ class Bench {
     // The raw engine: prepared one-row inserts in transactions of `per_transaction` rows,
     // same journal and synchronous settings as the store.
     double raw_sqlite_inserts(std::size_t rows, std::size_t per_transaction) {
-        const std::string path = config_.dir + "/raw.db";
-        for (const char* suffix : {"", "-wal", "-shm"})
-            std::filesystem::remove(path + suffix);
-        sqlite3* db = nullptr;
-        sqlite3_open(path.c_str(), &db);
-        sqlite3_exec(db, "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr);
-        sqlite3_exec(
-            db, config_.sync == "full" ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
-            nullptr, nullptr, nullptr);
+        sqlite3* db = open_raw_sqlite("raw");
         sqlite3_exec(
             db,
             "CREATE TABLE facts (sequence_number INTEGER PRIMARY KEY, occurred_at INTEGER, "
@@ -818,24 +824,12 @@ class Bench {
         sqlite3_prepare_v2(db, "INSERT INTO facts VALUES (?1, ?2, ?3, ?4)", -1, &insert, nullptr);
         std::mt19937_64 random(1);
         const std::string body = payload(random, 1000);
-        auto start = Clock::now();
-        for (std::size_t i = 0; i < rows;) {
-            sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr);
-            for (std::size_t j = 0; j < per_transaction && i < rows; ++j, ++i) {
-                sqlite3_bind_int64(insert, 1, static_cast<sqlite3_int64>(i + 1));
-                sqlite3_bind_int64(insert, 2, 1);
-                sqlite3_bind_text(insert, 3, "deposited", -1, SQLITE_STATIC);
-                sqlite3_bind_text(insert, 4, body.data(), static_cast<int>(body.size()),
-                                  SQLITE_STATIC);
-                sqlite3_step(insert);
-                sqlite3_reset(insert);
-            }
-            sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
-        }
-        const double rate = rows / seconds_since(start);
-        sqlite3_finalize(insert);
-        sqlite3_close(db);
-        return rate;
+        return run_raw_sqlite(db, insert, rows, per_transaction, [&](std::size_t i) {
+            sqlite3_bind_int64(insert, 1, static_cast<sqlite3_int64>(i + 1));
+            sqlite3_bind_int64(insert, 2, 1);
+            sqlite3_bind_text(insert, 3, "deposited", -1, SQLITE_STATIC);
+            sqlite3_bind_text(insert, 4, body.data(), static_cast<int>(body.size()), SQLITE_STATIC);
+        });
     }
 
     // ---- raw libpq on the same server -----------------------------------------------------
