@@ -43,21 +43,7 @@ void update_row(const TableSpec& spec, std::vector<Cell>& current, const std::ve
             current[c] = delta[c];
         }
     }
-    for (std::size_t c = 0; c < spec.columns.size(); ++c) {
-        const PhysicalColumn& column = spec.columns[c];
-        if (column.op == Op::average) {
-            const auto count = std::get<std::int64_t>(current[column.b]);
-            current[c] =
-                count == 0 ? Cell()
-                           : Cell(std::get<double>(current[column.a]) / static_cast<double>(count));
-        } else if (column.op == Op::every || column.op == Op::any) {
-            const auto satisfied = std::get<std::int64_t>(current[column.a]);
-            const auto matched = std::get<std::int64_t>(current[column.b]);
-            current[c] = Cell(matched == 0             ? column.when_empty
-                              : column.op == Op::every ? satisfied == matched
-                                                       : satisfied > 0);
-        }
-    }
+    derive_columns(spec, current);
 }
 
 class MemoryTables final : public DerivedTables {
@@ -210,11 +196,8 @@ class MemoryTables final : public DerivedTables {
 
     Table read(const TableSpec& spec) override {
         std::lock_guard lock(db_->mutex);
-        Table table;
-        for (const KeyField& key : spec.key)
-            table.columns.push_back(key.column);
-        for (const PhysicalColumn& column : spec.columns)
-            table.columns.push_back(column.name);
+        std::vector<ColumnType> types;
+        Table table = empty_table(spec, types);
         auto t = db_->tables.find(spec.name);
         if (t == db_->tables.end()) return table;
         for (const auto& [text, stored] : t->second.rows) {

@@ -122,6 +122,21 @@ void add_integer(Cell& cell, std::int64_t delta, const EventRecord& record,
                           describe(record) + ": column '" + column + "' overflows 64 bits");
 }
 
+// One key cell in the form key_text uses: s<text>, i<number>, bt/bf, n.
+void append_key_text(std::string& out, const Cell& cell) {
+    if (const auto* s = std::get_if<std::string>(&cell)) {
+        out += 's';
+        out += *s;
+    } else if (const auto* i = std::get_if<std::int64_t>(&cell)) {
+        out += 'i';
+        out += std::to_string(*i);
+    } else if (const auto* b = std::get_if<bool>(&cell)) {
+        out += *b ? "bt" : "bf";
+    } else {
+        out += 'n';
+    }
+}
+
 struct KeyPlan {
     std::vector<KeyField> fields;
     std::vector<std::vector<std::string>> paths;
@@ -140,20 +155,8 @@ struct KeyPlan {
         if (global) return {Cell(std::int64_t{1})};
         std::vector<Cell> key;
         key.reserve(fields.size());
-        for (std::size_t i = 0; i < fields.size(); ++i) {
-            auto value = at_path(payload, paths[i]);
-            if (!value)
-                throw FoldFailure(record.sequence_number,
-                                  describe(record) + " has no key field '" + fields[i].field + "'");
-            auto cell = cell_of(*value, fields[i].type);
-            if (!cell || value->type() == element_type::OBJECT ||
-                value->type() == element_type::ARRAY)
-                throw FoldFailure(record.sequence_number, describe(record) + ": key field '" +
-                                                              fields[i].field + "' is " +
-                                                              element_json(*value) + ", not a " +
-                                                              to_string(fields[i].type) + " key");
-            key.push_back(std::move(*cell));
-        }
+        for (std::size_t i = 0; i < fields.size(); ++i)
+            key.push_back(cell(payload, record, i));
         return key;
     }
 
@@ -162,7 +165,7 @@ struct KeyPlan {
     void text_of(element payload, const EventRecord& record, std::string& out) const {
         out.clear();
         if (global) {
-            out = "i1";
+            append_key_text(out, Cell(std::int64_t{1}));
             return;
         }
         for (std::size_t i = 0; i < fields.size(); ++i) {
@@ -172,37 +175,53 @@ struct KeyPlan {
                 value->type() == element_type::STRING) {
                 out += 's';
                 out += value->get_string().value();
-                continue;
+            } else {
+                append_key_text(out, cell(payload, record, i));
             }
-            std::vector<Cell> one = extract_one(payload, record, i);
-            out += key_text(one);
         }
     }
 
   private:
-    std::vector<Cell> extract_one(element payload, const EventRecord& record, std::size_t i) const {
-        KeyPlan single({fields[i]});
-        single.paths = {paths[i]};
-        return single.extract(payload, record);
+    Cell cell(element payload, const EventRecord& record, std::size_t i) const {
+        auto value = at_path(payload, paths[i]);
+        if (!value)
+            throw FoldFailure(record.sequence_number,
+                              describe(record) + " has no key field '" + fields[i].field + "'");
+        auto cell = cell_of(*value, fields[i].type);
+        if (!cell || value->type() == element_type::OBJECT || value->type() == element_type::ARRAY)
+            throw FoldFailure(record.sequence_number, describe(record) + ": key field '" +
+                                                          fields[i].field + "' is " +
+                                                          element_json(*value) + ", not a " +
+                                                          to_string(fields[i].type) + " key");
+        return std::move(*cell);
     }
 };
 
 }  // namespace
 
+void derive_columns(const TableSpec& table, std::vector<Cell>& values) {
+    for (std::size_t c = 0; c < table.columns.size(); ++c) {
+        const PhysicalColumn& column = table.columns[c];
+        if (column.op == Op::average) {
+            const auto count = std::get<std::int64_t>(values[column.b]);
+            values[c] = count == 0
+                            ? Cell()
+                            : Cell(std::get<double>(values[column.a]) / static_cast<double>(count));
+        } else if (column.op == Op::every || column.op == Op::any) {
+            const auto satisfied = std::get<std::int64_t>(values[column.a]);
+            const auto matched = std::get<std::int64_t>(values[column.b]);
+            values[c] = Cell(matched == 0             ? column.when_empty
+                             : column.op == Op::every ? satisfied == matched
+                                                      : satisfied > 0);
+        }
+    }
+}
+
 std::string key_text(const std::vector<Cell>& key) {
     std::string text;
-    for (const Cell& cell : key) {
-        if (!text.empty()) text += '\x1f';
-        if (const auto* s = std::get_if<std::string>(&cell)) {
-            text += 's';
-            text += *s;
-        } else if (const auto* i = std::get_if<std::int64_t>(&cell)) {
-            text += 'i' + std::to_string(*i);
-        } else if (const auto* b = std::get_if<bool>(&cell)) {
-            text += *b ? "bt" : "bf";
-        } else {
-            text += 'n';
-        }
+    for (std::size_t i = 0; i < key.size(); ++i) {
+        if (i) text += '\x1f';
+        append_key_text(text, key[i]);
     }
     return text;
 }
@@ -356,8 +375,6 @@ Plan::Plan(Projection projection) : projection_(std::move(projection)) {
     }
     if (!aggregates_.empty()) {
         tables_.insert(tables_.begin(), std::move(main));
-        for (TransformPlan& transform : transforms_)
-            transform.table = 0;  // fixed below
     }
     for (std::size_t t = 0, table = aggregates_.empty() ? 0 : 1; t < transforms_.size(); ++t)
         transforms_[t].table = table + t;
@@ -561,26 +578,9 @@ PageDelta Plan::fold(const BatchPage& page, const RowLookup& lookup) {
     }
 
     // Values a row gets when it is inserted: the derived columns computed from the deltas.
-    if (!aggregates_.empty()) {
-        const TableSpec& spec = tables_.front();
-        for (RowUpdate& row : delta.tables[0]) {
-            for (std::size_t c = 0; c < spec.columns.size(); ++c) {
-                const PhysicalColumn& column = spec.columns[c];
-                if (column.op == Op::average) {
-                    const auto count = std::get<std::int64_t>(row.values[column.b]);
-                    row.values[c] = count == 0 ? Cell()
-                                               : Cell(std::get<double>(row.values[column.a]) /
-                                                      static_cast<double>(count));
-                } else if (column.op == Op::every || column.op == Op::any) {
-                    const auto satisfied = std::get<std::int64_t>(row.values[column.a]);
-                    const auto matched = std::get<std::int64_t>(row.values[column.b]);
-                    row.values[c] = Cell(matched == 0             ? column.when_empty
-                                         : column.op == Op::every ? satisfied == matched
-                                                                  : satisfied > 0);
-                }
-            }
-        }
-    }
+    if (!aggregates_.empty())
+        for (RowUpdate& row : delta.tables[0])
+            derive_columns(tables_.front(), row.values);
     return delta;
 }
 

@@ -122,6 +122,11 @@ class Plan {
 // The column a payload field is stored in unless one is named (declaration.cpp).
 std::string default_column(std::string_view field);
 
+// Recomputes a row's derived columns (average, every, any) from the columns they are kept
+// as (sum and count; satisfied and matched). The SQL writers do the same in their upserts
+// (Dialect::update_assignments).
+void derive_columns(const TableSpec& table, std::vector<Cell>& values);
+
 // "text" form of a key for maps and messages.
 std::string key_text(const std::vector<Cell>& key);
 

@@ -247,22 +247,9 @@ class PostgresTables final : public DerivedTables {
 
     Table read(const TableSpec& spec) override {
         db_.ensure_ok();
-        Table table;
         std::vector<ColumnType> types;
-        std::string order;
-        for (const KeyField& key : spec.key) {
-            table.columns.push_back(key.column);
-            types.push_back(key.type);
-            order += (order.empty() ? "" : ", ") + dialect_.quote(key.column);
-        }
-        for (const PhysicalColumn& column : spec.columns) {
-            table.columns.push_back(column.name);
-            types.push_back(column.type);
-        }
-        std::string sql = "SELECT ";
-        for (std::size_t c = 0; c < table.columns.size(); ++c)
-            sql += (c ? ", " : "") + dialect_.quote(table.columns[c]);
-        sql += " FROM " + dialect_.quote(spec.name) + " ORDER BY " + order;
+        Table table = empty_table(spec, types);
+        const std::string sql = dialect_.select_all(spec);
         Result rows = db_.exec(sql.c_str(), "reading a derived table");
         for (int r = 0; r < PQntuples(rows.get()); ++r) {
             std::vector<Cell> row;
@@ -353,26 +340,16 @@ class PostgresTables final : public DerivedTables {
             (row.remove ? removals : upserts).push_back(&row);
         const std::string name = dialect_.quote(table.physical_name(rebuild));
         auto literal = [](const std::vector<const RowUpdate*>& selected, std::size_t column,
-                          bool key, ColumnType type) {
+                          bool key) {
             std::string out = "{";
             for (std::size_t r = 0; r < selected.size(); ++r) {
                 if (r) out += ',';
                 const Cell& cell = key ? selected[r]->key[column] : selected[r]->values[column];
-                if (const auto* s = std::get_if<std::string>(&cell)) {
-                    postgres::append_array_element(out, *s);
-                } else if (const auto* i = std::get_if<std::int64_t>(&cell)) {
-                    out += std::to_string(*i);
-                } else if (const auto* d = std::get_if<double>(&cell)) {
-                    char buffer[32];
-                    std::snprintf(buffer, sizeof buffer, "%.17g", *d);
-                    out += buffer;
-                } else if (const auto* b = std::get_if<bool>(&cell)) {
-                    out += *b ? "t" : "f";
-                } else {
-                    out += "NULL";
-                }
+                if (const auto* s = std::get_if<std::string>(&cell))
+                    postgres::append_array_element(out, *s);  // quoted and escaped
+                else
+                    out += text_of(cell).value_or("NULL");
             }
-            (void)type;
             return out + "}";
         };
         std::string keys, unnest_keys;
@@ -385,12 +362,12 @@ class PostgresTables final : public DerivedTables {
             std::vector<std::optional<std::string>> params;
             std::string columns = keys, unnest = unnest_keys;
             for (std::size_t k = 0; k < table.key.size(); ++k)
-                params.push_back(literal(upserts, k, true, table.key[k].type));
+                params.push_back(literal(upserts, k, true));
             for (std::size_t c = 0; c < table.columns.size(); ++c) {
                 columns += ", " + dialect_.quote(table.columns[c].name);
                 unnest += ", $" + std::to_string(params.size() + 1) +
                           "::" + dialect_.type_name(table.columns[c].type) + "[]";
-                params.push_back(literal(upserts, c, false, table.columns[c].type));
+                params.push_back(literal(upserts, c, false));
             }
             db_.exec_params("INSERT INTO " + name + " AS cur (" + columns +
                                 ") SELECT * FROM unnest(" + unnest + ") ON CONFLICT (" + keys +
@@ -400,7 +377,7 @@ class PostgresTables final : public DerivedTables {
         if (!removals.empty()) {
             std::vector<std::optional<std::string>> params;
             for (std::size_t k = 0; k < table.key.size(); ++k)
-                params.push_back(literal(removals, k, true, table.key[k].type));
+                params.push_back(literal(removals, k, true));
             db_.exec_params("DELETE FROM " + name + " WHERE (" + keys +
                                 ") IN (SELECT * FROM unnest(" + unnest_keys + "))",
                             params, "removing derived rows");

@@ -258,22 +258,9 @@ class SqliteTables final : public DerivedTables {
     }
 
     Table read(const TableSpec& spec) override {
-        Table table;
-        std::string sql = "SELECT ";
-        std::string order;
         std::vector<ColumnType> types;
-        for (const KeyField& key : spec.key) {
-            table.columns.push_back(key.column);
-            types.push_back(key.type);
-            order += (order.empty() ? "" : ", ") + dialect_.quote(key.column);
-        }
-        for (const PhysicalColumn& column : spec.columns) {
-            table.columns.push_back(column.name);
-            types.push_back(column.type);
-        }
-        for (std::size_t c = 0; c < table.columns.size(); ++c)
-            sql += (c ? ", " : "") + dialect_.quote(table.columns[c]);
-        sql += " FROM " + dialect_.quote(spec.name) + " ORDER BY " + order;
+        Table table = empty_table(spec, types);
+        const std::string sql = dialect_.select_all(spec);
         Statement& select = db_.statement(stable(sql));
         Resetting reset(select);
         while (select.step()) {

@@ -66,6 +66,31 @@ std::string Dialect::quote(std::string_view identifier) const {
     return quoted;
 }
 
+Table empty_table(const TableSpec& spec, std::vector<ColumnType>& types) {
+    Table table;
+    types.clear();
+    for (const KeyField& key : spec.key) {
+        table.columns.push_back(key.column);
+        types.push_back(key.type);
+    }
+    for (const PhysicalColumn& column : spec.columns) {
+        table.columns.push_back(column.name);
+        types.push_back(column.type);
+    }
+    return table;
+}
+
+std::string Dialect::select_all(const TableSpec& table) const {
+    std::string sql = "SELECT ";
+    std::string order;
+    for (const KeyField& key : table.key)
+        order += (order.empty() ? "" : ", ") + quote(key.column);
+    sql += order;
+    for (const PhysicalColumn& column : table.columns)
+        sql += ", " + quote(column.name);
+    return sql + " FROM " + quote(table.name) + " ORDER BY " + order;
+}
+
 std::string Dialect::create_table(const TableSpec& table, bool rebuild) const {
     std::string sql = "CREATE TABLE IF NOT EXISTS " + quote(table.physical_name(rebuild)) + " (";
     std::string primary;

@@ -88,6 +88,10 @@ class DerivedTables {
                                 const std::vector<std::string>& old_tables) = 0;
 };
 
+// The columns of a derived table as read() returns them: key columns, then the others; the
+// Table is empty and its types (for turning stored values back into cells) are given.
+Table empty_table(const TableSpec& table, std::vector<ColumnType>& types);
+
 // Opens a connection to the store's database for derived tables.
 std::unique_ptr<DerivedTables> open_tables(Store& store);
 
@@ -110,6 +114,8 @@ struct Dialect {
     const char* type_name(ColumnType type) const;
     std::string quote(std::string_view identifier) const;  // "identifier"
     std::string create_table(const TableSpec& table, bool rebuild) const;
+    // SELECT of every column (key columns first), ordered by the key: what read() returns.
+    std::string select_all(const TableSpec& table) const;
     // "col = <expression>" assignments of ON CONFLICT DO UPDATE (target aliased `cur`).
     std::string update_assignments(const TableSpec& table) const;
 };

@@ -21,10 +21,6 @@ namespace {
 
 const bool server_available = require_postgres_server("postgres_tests");
 
-Store bootstrap_store(const std::string& name) {
-    return Store(bootstrap_postgres(postgres_server_url(), name));
-}
-
 template <class F>
 std::string error_message_of(F&& f) {
     try {
@@ -44,14 +40,14 @@ TEST_CASE("bootstrap creates a missing database, then opens it; a second bootstr
     Raw server;
     CHECK(server.run("SELECT datname FROM pg_database WHERE datname = '" + name + "'").empty());
     {
-        Store store = bootstrap_store(name);
+        Store store = bootstrap(postgres_server_url(), name);
         CHECK(store.append({event("a")}).first_sequence_number == 1);
         CHECK(store.backend().describe().find(name) != std::string::npos);
     }
     CHECK(server.run("SELECT datname FROM pg_database WHERE datname = '" + name + "'").size() == 1);
     CHECK(server.run("SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = '" +
                      name + "'") == std::vector<std::string>{"UTF8"});
-    Store again = bootstrap_store(name);
+    Store again = bootstrap(postgres_server_url(), name);
     CHECK(again.head() == 1);
     // Concurrent bootstraps of one new name all succeed.
     const std::string shared = fresh_database_name();
@@ -60,7 +56,7 @@ TEST_CASE("bootstrap creates a missing database, then opens it; a second bootstr
     for (int i = 0; i < 4; ++i)
         threads.emplace_back([&] {
             try {
-                Store s = bootstrap_store(shared);
+                Store s = bootstrap(postgres_server_url(), shared);
                 ++opened;
             } catch (const std::exception& e) {
                 WARN(e.what());
@@ -99,7 +95,7 @@ TEST_CASE("facts, batch boundaries and cursors persist across a second store obj
           "[postgres]") {
     const std::string name = fresh_database_name();
     {
-        Store store = bootstrap_store(name);
+        Store store = bootstrap(postgres_server_url(), name);
         auto seen = std::make_shared<BatchRecorder>();
         Subscription s = store.stream_all_durable(DurableStream{"reader"}, [seen](const Batch& b) {
             seen->record(b);
@@ -136,7 +132,7 @@ TEST_CASE("a database that holds another schema is refused and left untouched", 
             db.run("INSERT INTO facts VALUES (42)");
         }
         try {
-            (void)bootstrap_store(name);
+            (void)bootstrap(postgres_server_url(), name);
             FAIL("opened");
         } catch (const StoreError& e) {
             CHECK(e.code() == ErrorCode::schema_mismatch);
@@ -147,13 +143,13 @@ TEST_CASE("a database that holds another schema is refused and left untouched", 
     }
     SECTION("another schema version") {
         const std::string name = fresh_database_name();
-        { Store store = bootstrap_store(name); }
+        { Store store = bootstrap(postgres_server_url(), name); }
         {
             Raw db(name);
             db.run("UPDATE factstr_meta SET value = '99' WHERE key = 'schema_version'");
         }
         try {
-            (void)bootstrap_store(name);
+            (void)bootstrap(postgres_server_url(), name);
             FAIL("opened");
         } catch (const StoreError& e) {
             CHECK(e.code() == ErrorCode::schema_mismatch);
@@ -189,14 +185,14 @@ TEST_CASE("a password never appears in an error message or a description", "[pos
     }
     // A working store (trust authentication ignores the password) never shows it either.
     const std::string name = fresh_database_name();
-    { Store store = bootstrap_store(name); }
+    { Store store = bootstrap(postgres_server_url(), name); }
     Store store = open(url_of(name) + " password=" + secret);
     CHECK(store.backend().describe().find(secret) == std::string::npos);
 }
 
 TEST_CASE("a stream on one store object receives what another store object commits", "[postgres]") {
     const std::string name = fresh_database_name();
-    Store writer = bootstrap_store(name);
+    Store writer = bootstrap(postgres_server_url(), name);
     Store reader = open(url_of(name));
     auto seen = std::make_shared<BatchRecorder>();
     Subscription s = reader.stream_to(query_of({types({"wanted"})}), record_into(seen));
@@ -218,7 +214,7 @@ TEST_CASE("a stream on one store object receives what another store object commi
 TEST_CASE("append_ifs from several store objects on overlapping contexts are serialized",
           "[postgres][concurrency]") {
     const std::string name = fresh_database_name();
-    { Store init = bootstrap_store(name); }
+    { Store init = bootstrap(postgres_server_url(), name); }
     constexpr int kWriters = 6, kAttempts = 40;
     std::atomic<int> committed{0}, conflicts{0};
     std::vector<std::thread> threads;
@@ -256,7 +252,7 @@ TEST_CASE(
     "with no gap and no duplicate",
     "[postgres]") {
     const std::string name = fresh_database_name();
-    Store store = bootstrap_store(name);
+    Store store = bootstrap(postgres_server_url(), name);
     auto live = std::make_shared<BatchRecorder>();
     auto durable = std::make_shared<BatchRecorder>();
     Subscription s1 = store.stream_all(record_into(live));
@@ -306,7 +302,7 @@ TEST_CASE(
 
 TEST_CASE("payload text is kept exactly, and predicates agree with jsonb containment",
           "[postgres]") {
-    Store store = bootstrap_store(fresh_database_name());
+    Store store = bootstrap(postgres_server_url(), fresh_database_name());
     (void)store.append({event("t", R"({"b":1,"a":2.50,"a2":1e2})"),
                         event("t", R"({"s":"nul\u0000here","n":1})"),
                         event("t", R"({"s":"x","n":1.0,"big":12345678901234567890})")});

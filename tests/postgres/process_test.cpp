@@ -31,10 +31,6 @@ namespace {
 
 const bool server_available = require_postgres_server("postgres_process_tests");
 
-Store bootstrap_store(const std::string& name) {
-    return Store(bootstrap_postgres(postgres_server_url(), name));
-}
-
 struct LogFact {
     SequenceNumber sequence_number;
     SequenceNumber batch_last;
@@ -116,7 +112,7 @@ TEST_CASE(
     "[multiprocess]") {
     (void)server_available;
     const std::string name = fresh_database_name();
-    { Store init = bootstrap_store(name); }
+    { Store init = bootstrap(postgres_server_url(), name); }
     const std::string url = url_of(name);
     constexpr int kWriters = 8, kRounds = 250;
 
@@ -270,7 +266,7 @@ TEST_CASE(
     "[restart]") {
     if (!restart_possible()) return;
     const std::string name = fresh_database_name();
-    Store store = bootstrap_store(name);
+    Store store = bootstrap(postgres_server_url(), name);
     const std::string url = url_of(name);
 
     ChildProcess tail({FACTSTR_PG_WORKER_PATH, "tail", url, "0"});
@@ -403,7 +399,7 @@ TEST_CASE(
     "retried",
     "[outcome_unknown]") {
     const std::string name = fresh_database_name();
-    Store store = bootstrap_store(name);
+    Store store = bootstrap(postgres_server_url(), name);
     auto live = std::make_shared<BatchRecorder>();
     Subscription s = store.stream_all(record_into(live));
     (void)store.append({event("before")});
