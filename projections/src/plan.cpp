@@ -518,25 +518,31 @@ PageDelta Plan::fold(const BatchPage& page, const RowLookup& lookup) {
                         break;
                     }
                     case Aggregate::Kind::state_machine: {
+                        // The first transition the fact fits from the current state moves it;
+                        // a fact that fits transitions, none from this state, is ignored.
+                        const Aggregate::Move* fitting = nullptr;
                         bool fits_any = false;
-                        for (const Aggregate::Move& move : aggregate.transitions)
-                            if (move.on.matches(record.event_type, payload)) fits_any = true;
-                        if (!fits_any) break;
-                        RowUpdate& r = the_row();
-                        std::string& state = std::get<std::string>(r.values[aggregate.column]);
-                        bool moved = false;
+                        RowUpdate* r = nullptr;
                         for (const Aggregate::Move& move : aggregate.transitions) {
-                            if (std::find(move.from.begin(), move.from.end(), state) ==
-                                    move.from.end() ||
-                                !move.on.matches(record.event_type, payload))
-                                continue;
-                            state = move.to;
-                            state_cache_[row_key][aggregate.state_slot] = state;
-                            moved = true;
-                            break;
+                            if (!move.on.matches(record.event_type, payload)) continue;
+                            if (!r) r = &the_row();
+                            fits_any = true;
+                            const std::string& state =
+                                std::get<std::string>(r->values[aggregate.column]);
+                            if (std::find(move.from.begin(), move.from.end(), state) !=
+                                move.from.end()) {
+                                fitting = &move;
+                                break;
+                            }
+                        }
+                        if (!fits_any) break;
+                        const bool moved = fitting != nullptr;
+                        if (moved) {
+                            r->values[aggregate.column] = Cell(fitting->to);
+                            state_cache_[row_key][aggregate.state_slot] = fitting->to;
                         }
                         if (!moved)
-                            add_integer(r.values[aggregate.column + 1], 1, record,
+                            add_integer(r->values[aggregate.column + 1], 1, record,
                                         aggregate.column_name);
                         break;
                     }

@@ -49,8 +49,14 @@ void SubscriptionState::pump() {
                 return;
             }
             retry_delay = std::chrono::milliseconds(0);
+            if (page.batches.empty() && page.scanned_through <= position) {
+                // The signal ran ahead of what this reader sees yet: look again shortly
+                // (for every kind of stream alike), neither spinning nor waiting for the
+                // next commit.
+                retry_later();
+                return;
+            }
             if (page_handler) {
-                if (page.scanned_through <= position) return;  // nothing committed after all
                 in_flight = true;
                 pending_scanned_through = page.scanned_through;
                 const SequenceNumber page_end = page.scanned_through;
