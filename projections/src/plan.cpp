@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <set>
 
 #include "factstr/json.hpp"
 
@@ -378,7 +379,13 @@ Plan::Plan(Projection projection) : projection_(std::move(projection)) {
     }
     for (std::size_t t = 0, table = aggregates_.empty() ? 0 : 1; t < transforms_.size(); ++t)
         transforms_[t].table = table + t;
-    union_query_.filters = std::move(filters);
+    // Several computations usually look at the same facts (a count and a sum of one type):
+    // each distinct filter once, so that a backend does not walk one index chain repeatedly.
+    std::vector<EventFilter> distinct;
+    std::set<std::string> seen;
+    for (EventFilter& filter : filters)
+        if (seen.insert(to_json(filter)).second) distinct.push_back(std::move(filter));
+    union_query_.filters = std::move(distinct);
 
     if (!aggregates_.empty()) {
         const TableSpec& spec = tables_.front();

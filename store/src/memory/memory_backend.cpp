@@ -252,8 +252,10 @@ class MemoryBackend final : public Backend {
         std::size_t collected = 0;
         SequenceNumber open_batch_end = 0;
         for_each_match(filter, plan, after, end, [&](std::size_t position) {
-            SequenceNumber batch_end = batch_end_of(position);
-            if (batch_end != open_batch_end) {
+            // Positions ascend: one still inside the open batch needs no look for its end
+            // (batch_end_of walks the batch, so calling it per fact was quadratic per batch).
+            if (position + 1 > open_batch_end) {
+                const SequenceNumber batch_end = batch_end_of(position);
                 if (collected >= max_facts && !page.batches.empty()) {
                     // Stop between batches; everything before this batch was examined.
                     page.scanned_through = page.batches.back().last_sequence_number;
