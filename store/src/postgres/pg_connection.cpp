@@ -151,8 +151,16 @@ std::string redact_raw_conninfo(std::string_view conninfo) {
 
 // ---- Connection ----------------------------------------------------------------------------
 
-Connection::Connection(const Conninfo& info) : info_(info) {
+Connection::Connection(const Conninfo& info, bool prepare_statements)
+    : info_(info), prepare_(prepare_statements) {
     connect();
+}
+
+// A new session: notices are dropped, and no statement is prepared in it yet.
+void Connection::start_session() {
+    PQsetNoticeProcessor(conn_, ignore_notice, nullptr);
+    prepared_.clear();
+    if (prepare_) exec("SET plan_cache_mode = force_custom_plan", "configuring the session");
 }
 
 Connection::~Connection() {
@@ -190,16 +198,20 @@ void Connection::connect() {
         throw PgError(ErrorCode::connection_failure,
                       info_.description() + ": cannot connect: " + message, true, "");
     }
-    PQsetNoticeProcessor(conn_, ignore_notice, nullptr);
+    start_session();
 }
 
 bool Connection::ensure_ok() {
-    if (conn_ && PQstatus(conn_) == CONNECTION_OK && PQpipelineStatus(conn_) == PQ_PIPELINE_OFF)
+    // An idle connection the server ended (terminated, restarted) has its FATAL message and
+    // end of file waiting: reading what arrived (without blocking) notices it before anything
+    // is sent, so that nothing is sent on a connection that is known to be gone.
+    if (conn_ && PQstatus(conn_) == CONNECTION_OK && PQpipelineStatus(conn_) == PQ_PIPELINE_OFF &&
+        PQconsumeInput(conn_) == 1 && PQstatus(conn_) == CONNECTION_OK)
         return false;
     if (conn_) {
         PQreset(conn_);
         if (PQstatus(conn_) == CONNECTION_OK && PQpipelineStatus(conn_) == PQ_PIPELINE_OFF) {
-            PQsetNoticeProcessor(conn_, ignore_notice, nullptr);
+            start_session();
             return true;
         }
         PQfinish(conn_);
@@ -209,7 +221,8 @@ bool Connection::ensure_ok() {
     return true;
 }
 
-void Connection::fail(const PGresult* result, std::string_view doing) {
+void Connection::fail(const PGresult* result, std::string_view doing,
+                      std::optional<std::size_t> command, bool unsent) {
     const bool lost = is_lost(conn_);
     std::string sqlstate;
     if (result) {
@@ -228,7 +241,9 @@ void Connection::fail(const PGresult* result, std::string_view doing) {
     throw PgError(connection_error ? ErrorCode::connection_failure : ErrorCode::storage_failure,
                   info_.description() + ": " + std::string(doing) + " failed: " + message +
                       (sqlstate.empty() ? "" : " (SQLSTATE " + sqlstate + ")"),
-                  connection_error, sqlstate);
+                  connection_error, sqlstate,
+                  // Only an answer from the server (it carries a SQLSTATE) says where it stopped.
+                  sqlstate.empty() && !unsent ? std::nullopt : command);
 }
 
 Result Connection::exec(const char* sql, std::string_view doing) {
@@ -241,6 +256,7 @@ Result Connection::exec(const char* sql, std::string_view doing) {
 Result Connection::exec_params(const std::string& sql,
                                const std::vector<std::optional<std::string>>& params,
                                std::string_view doing) {
+    if (prepare_) return std::move(pipeline({Command{sql, params}}, doing)[0]);
     std::vector<const char*> values;
     values.reserve(params.size());
     for (const auto& p : params)
@@ -248,64 +264,116 @@ Result Connection::exec_params(const std::string& sql,
     Result result(PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr,
                                values.data(), nullptr, nullptr, 0));
     const auto status = result ? PQresultStatus(result.get()) : PGRES_FATAL_ERROR;
-    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) fail(result.get(), doing);
+    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) fail(result.get(), doing, 0);
     return result;
 }
 
 std::vector<Result> Connection::pipeline(const std::vector<Command>& commands,
                                          std::string_view doing) {
+    constexpr std::size_t kMaxPrepared = 512;
     if (PQenterPipelineMode(conn_) != 1) fail(nullptr, doing);
-    std::vector<Result> results;
-    bool sent = true;
+    // What the server answers, in order: per command, the result of preparing it (the first
+    // time) and its own result.
+    struct Answer {
+        std::size_t command;
+        const std::string* prepared_as;  // set for the answer to a Parse
+    };
+    std::vector<Answer> answers;
+    answers.reserve(commands.size() * 2);
+    // Statements this pipeline prepares (reserved: at most one per command, so the pointers
+    // to them stay valid), by SQL text so that a text repeated in the pipeline is prepared once.
+    std::vector<std::string> names;
+    names.reserve(commands.size());
+    std::unordered_map<std::string_view, const std::string*> preparing;
+    std::size_t sent = 0;
     for (const Command& command : commands) {
         std::vector<const char*> values;
+        values.reserve(command.params.size());
         for (const auto& p : command.params)
             values.push_back(p ? p->c_str() : nullptr);
-        if (PQsendQueryParams(conn_, command.sql.c_str(), static_cast<int>(values.size()), nullptr,
-                              values.data(), nullptr, nullptr, 0) != 1) {
-            sent = false;
-            break;
+        const int n = static_cast<int>(values.size());
+        int ok = 1;
+        const std::string* name = nullptr;
+        if (prepare_) {
+            if (auto found = prepared_.find(command.sql); found != prepared_.end()) {
+                name = &found->second;
+            } else if (auto pending = preparing.find(command.sql); pending != preparing.end()) {
+                name = pending->second;
+            } else if (prepared_.size() + names.size() < kMaxPrepared) {
+                names.push_back("factstr_" + std::to_string(++next_statement_));
+                name = &names.back();
+                preparing.emplace(command.sql, name);
+                ok = PQsendPrepare(conn_, name->c_str(), command.sql.c_str(), n, nullptr);
+                answers.push_back(Answer{sent, name});
+            }
         }
+        if (ok == 1)
+            ok = name ? PQsendQueryPrepared(conn_, name->c_str(), n, values.data(), nullptr,
+                                            nullptr, 0)
+                      : PQsendQueryParams(conn_, command.sql.c_str(), n, nullptr, values.data(),
+                                          nullptr, nullptr, 0);
+        if (ok != 1) break;
+        answers.push_back(Answer{sent, nullptr});
+        ++sent;
     }
-    if (!sent || PQpipelineSync(conn_) != 1) {
-        if (is_lost(conn_)) fail(nullptr, doing);
+    if (sent < commands.size() || PQpipelineSync(conn_) != 1) {
+        // Commands from `sent` on never left this process.
+        if (is_lost(conn_)) {
+            if (sent < commands.size()) fail(nullptr, doing, sent, true);
+            fail(nullptr, doing);
+        }
         // Not lost but refused: leave pipeline mode by dropping the connection.
         PQfinish(conn_);
         conn_ = nullptr;
+        prepared_.clear();
         throw PgError(ErrorCode::connection_failure,
                       info_.description() + ": " + std::string(doing) + " failed: cannot send",
                       true, "");
     }
+    std::vector<Result> results;
+    results.reserve(commands.size());
     Result first_error;
-    for (std::size_t i = 0; i < commands.size(); ++i) {
+    std::size_t first_error_at = 0;
+    for (const Answer& answer : answers) {
         Result r(PQgetResult(conn_));
         if (!r) {
             if (is_lost(conn_)) fail(nullptr, doing);
             continue;  // defensive: should not happen
         }
         const auto status = PQresultStatus(r.get());
-        if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK && !first_error) {
-            if (is_lost(conn_)) fail(r.get(), doing);
+        const bool failed = status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK;
+        if (failed && !first_error) {
+            if (is_lost(conn_)) fail(r.get(), doing, answer.command);
             first_error = std::move(r);
-            results.emplace_back();
-        } else {
-            results.push_back(std::move(r));
+            first_error_at = answer.command;
         }
-        Result end(PQgetResult(conn_));  // NULL after each command's result
+        if (answer.prepared_as) {
+            // A statement exists once its Parse succeeded, whatever becomes of the rest.
+            if (!failed) prepared_.emplace(commands[answer.command].sql, *answer.prepared_as);
+        } else {
+            results.push_back(failed ? Result() : std::move(r));
+        }
+        Result end(PQgetResult(conn_));  // NULL after each answer
         if (end && is_lost(conn_)) fail(end.get(), doing);
     }
     // The sync point.
     for (;;) {
         Result r(PQgetResult(conn_));
         if (!r) {
-            if (is_lost(conn_)) fail(first_error.get(), doing);
+            if (is_lost(conn_)) {
+                if (first_error) fail(first_error.get(), doing, first_error_at);
+                fail(nullptr, doing);
+            }
             continue;
         }
         if (PQresultStatus(r.get()) == PGRES_PIPELINE_SYNC) break;
-        if (is_lost(conn_)) fail(first_error ? first_error.get() : r.get(), doing);
+        if (is_lost(conn_)) {
+            if (first_error) fail(first_error.get(), doing, first_error_at);
+            fail(r.get(), doing);
+        }
     }
     if (PQexitPipelineMode(conn_) != 1) fail(nullptr, doing);
-    if (first_error) fail(first_error.get(), doing);
+    if (first_error) fail(first_error.get(), doing, first_error_at);
     return results;
 }
 

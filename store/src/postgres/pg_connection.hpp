@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -49,18 +50,26 @@ std::string redact_raw_conninfo(std::string_view conninfo);
 
 // Thrown for every PostgreSQL failure. `connection_lost` is set when the connection is
 // unusable (the next use resets it); `sqlstate` names the server's error, when there is one.
+// `failed_command` is the index (in a pipeline; 0 for one statement) of the command the
+// server answered with this error: it and every later command of the pipeline did not take
+// effect (the server skips the rest of a pipeline after an error). Unknown (nullopt) when
+// the error is the client's own, e.g. a connection that broke before any answer came.
 class PgError : public StoreError {
   public:
-    PgError(ErrorCode code, const std::string& message, bool connection_lost, std::string sqlstate)
+    PgError(ErrorCode code, const std::string& message, bool connection_lost, std::string sqlstate,
+            std::optional<std::size_t> failed_command = std::nullopt)
         : StoreError(code, message),
           connection_lost_(connection_lost),
-          sqlstate_(std::move(sqlstate)) {}
+          sqlstate_(std::move(sqlstate)),
+          failed_command_(failed_command) {}
     bool connection_lost() const { return connection_lost_; }
     const std::string& sqlstate() const { return sqlstate_; }
+    std::optional<std::size_t> failed_command() const { return failed_command_; }
 
   private:
     bool connection_lost_;
     std::string sqlstate_;
+    std::optional<std::size_t> failed_command_;
 };
 
 struct ResultDeleter {
@@ -77,7 +86,13 @@ struct Command {
 class Connection {
   public:
     // Connects; throws PgError(connection_failure) when the server cannot be reached.
-    explicit Connection(const Conninfo& info);
+    // With `prepare_statements`, every statement sent through exec_params and pipeline is
+    // prepared once per session (in the same round trip as its first use) and then only bound
+    // and executed: parsing and rewriting a statement costs as much as a small insert. Plans
+    // stay custom (plan_cache_mode = force_custom_plan): the parameters decide the plan, as
+    // before. Only for statements over tables whose shape does not change (a prepared
+    // statement must keep its result columns).
+    explicit Connection(const Conninfo& info, bool prepare_statements = false);
     ~Connection();
     Connection(const Connection&) = delete;
     Connection& operator=(const Connection&) = delete;
@@ -103,12 +118,21 @@ class Connection {
     // Rolls back an open transaction, if any; never throws.
     void rollback_quietly();
 
-    [[noreturn]] void fail(const PGresult* result, std::string_view doing);
+    // Throws the PgError for `result` (or the connection's own error). `command` is the
+    // index of the command `result` answers (taken as where the pipeline stopped only when
+    // the server sent the error), or with `unsent`, the first command that never left.
+    [[noreturn]] void fail(const PGresult* result, std::string_view doing,
+                           std::optional<std::size_t> command = std::nullopt, bool unsent = false);
 
   private:
     void connect();
+    void start_session();
     Conninfo info_;
     PGconn* conn_ = nullptr;
+    bool prepare_ = false;
+    // SQL text -> name of its prepared statement in this session.
+    std::unordered_map<std::string, std::string> prepared_;
+    std::uint64_t next_statement_ = 0;
 };
 
 // Parsing of text-format result values.

@@ -82,7 +82,7 @@ constexpr const char* kInsert =
     ")"
     " SELECT h.m + u.o, u.a, u.t, u.p, h.m + u.b FROM h,"
     " unnest($2::text[], $3::text[], $4::bigint[], $1::bigint[]) WITH ORDINALITY AS u(t, p, b, a, "
-    "o))"
+    "o) WHERE $6::bigint IS NULL OR h.m = $6::bigint)"
     " SELECT h.m, pg_notify('factstr_commits', (h.m + $5::bigint)::text) FROM h";
 constexpr const char* kBatchLastAt = "SELECT batch_last FROM facts WHERE sequence_number = $1";
 constexpr const char* kScanWindow =
@@ -125,6 +125,31 @@ Row read_row(const PGresult* r, int i) {
 EventRecord to_record(Row&& row) {
     return EventRecord{row.sequence_number, Timestamp(std::chrono::microseconds(row.occurred_at)),
                        std::move(row.event_type), std::move(row.payload)};
+}
+
+// The candidates of `r` at or below `end` that the query matches (verified by the shared
+// matcher: SQL only narrows), appended to `rows`.
+void take_matching(const PGresult* r, const CompiledQuery& query, SequenceNumber end,
+                   std::vector<Row>& rows) {
+    const int n = PQntuples(r);
+    rows.reserve(rows.size() + static_cast<std::size_t>(n));
+    const bool check = !query.matches_all();
+    for (int i = 0; i < n; ++i) {
+        if (static_cast<SequenceNumber>(get_int(r, i, 0)) > end) continue;
+        if (check && !query.matches(get_text(r, i, 2), get_text(r, i, 3))) continue;
+        rows.push_back(read_row(r, i));
+    }
+}
+
+// Rows from several leaves: in sequence order, each fact once.
+void merge_leaves(std::vector<Row>& rows) {
+    std::sort(rows.begin(), rows.end(),
+              [](const Row& a, const Row& b) { return a.sequence_number < b.sequence_number; });
+    rows.erase(std::unique(rows.begin(), rows.end(),
+                           [](const Row& a, const Row& b) {
+                               return a.sequence_number == b.sequence_number;
+                           }),
+               rows.end());
 }
 
 // Where candidates come from: an event type and/or a jsonb containment; neither = every fact.
@@ -244,7 +269,7 @@ Plan make_plan(const CompiledQuery& query) {
 // The candidates of one leaf with after < sequence_number <= end. `head` is the snapshot's
 // highest sequence number: bounds that exclude nothing are left out, so that the planner
 // does not mistake them for selective conditions (on a table without statistics it
-// otherwise scans the primary key and filters every fact).
+// otherwise scans the primary key and filters every fact). end == head: no upper bound.
 Command leaf_command(const Leaf& leaf, SequenceNumber after, SequenceNumber end,
                      SequenceNumber head, bool descending) {
     Command command;
@@ -304,14 +329,27 @@ class PostgresBackend final : public Backend {
         return submit(events, &context, expected);
     }
 
+    // One round trip: the head, then every leaf's candidates with no upper bound, in one
+    // pipeline. No transaction is needed: commits are serialized in sequence order, so every
+    // fact at or below the head was committed before the head was read, and the statements
+    // after it see them all; what they see beyond the head is dropped.
     QueryResult query(const CompiledQuery& query) override {
         return with_connection([&](Connection& c) {
-            ReadTransaction transaction(c);
-            const SequenceNumber end = transaction.head;
-            const SequenceNumber after = std::min(query.min_sequence_number().value_or(0), end);
             const Plan plan = make_plan(query);
+            const SequenceNumber min = query.min_sequence_number().value_or(0);
+            std::vector<Command> commands{{kHead, {}}};
+            for (const Leaf& leaf : plan.leaves)
+                commands.push_back(leaf_command(leaf, min, 0, 0, false));
+            const std::vector<Result> results = c.pipeline(commands, "reading facts");
+            const auto end = static_cast<SequenceNumber>(get_int(results[0].get(), 0, 0));
+            const SequenceNumber after = std::min(min, end);
+            std::vector<Row> rows;
+            for (std::size_t i = 1; i < results.size(); ++i)
+                take_matching(results[i].get(), query, end, rows);
+            if (plan.leaves.size() > 1) merge_leaves(rows);
             QueryResult result;
-            for (Row& row : collect(c, plan, query, after, end, end))
+            result.event_records.reserve(rows.size());
+            for (Row& row : rows)
                 result.event_records.push_back(to_record(std::move(row)));
             if (!result.event_records.empty()) {
                 result.last_returned_sequence_number = result.event_records.back().sequence_number;
@@ -319,7 +357,6 @@ class PostgresBackend final : public Backend {
             } else {
                 result.current_context_version = highest_match(c, plan, query, after, end);
             }
-            transaction.finish();
             return result;
         });
     }
@@ -558,7 +595,7 @@ class PostgresBackend final : public Backend {
             } give_back{*this, c};
             try {
                 if (!c)
-                    c = std::make_unique<Connection>(info_);
+                    c = std::make_unique<Connection>(info_, true);
                 else
                     c->ensure_ok();
                 return fn(*c);
@@ -619,50 +656,48 @@ class PostgresBackend final : public Backend {
             if (!leaf.type && !leaf.contains)
                 command = Command{kScanWindow, {num(after), num(end)}};
             Result r = c.exec_params(command.sql, command.params, "reading facts");
-            const int n = PQntuples(r.get());
-            rows.reserve(rows.size() + static_cast<std::size_t>(n));
-            const bool check = !query.matches_all();
-            for (int i = 0; i < n; ++i) {
-                if (check && !query.matches(get_text(r.get(), i, 2), get_text(r.get(), i, 3)))
-                    continue;
-                rows.push_back(read_row(r.get(), i));
-            }
+            take_matching(r.get(), query, end, rows);
         }
-        if (plan.leaves.size() > 1) {
-            std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
-                return a.sequence_number < b.sequence_number;
-            });
-            rows.erase(std::unique(rows.begin(), rows.end(),
-                                   [](const Row& a, const Row& b) {
-                                       return a.sequence_number == b.sequence_number;
-                                   }),
-                       rows.end());
-        }
+        if (plan.leaves.size() > 1) merge_leaves(rows);
         return rows;
     }
 
-    // The highest matching sequence number at or below `end`.
+    // The highest matching sequence number at or below `end`. `first_pages` (with `first`)
+    // may hold each leaf's newest candidates, read in an earlier round trip without bounds.
     std::optional<SequenceNumber> highest_match(Connection& c, const Plan& plan,
                                                 const CompiledQuery& query, SequenceNumber end,
-                                                SequenceNumber head) {
+                                                SequenceNumber head,
+                                                const std::vector<Result>* first_pages = nullptr,
+                                                std::size_t first = 0) {
         SequenceNumber best = 0;
-        for (const Leaf& leaf : plan.leaves) {
+        for (std::size_t j = 0; j < plan.leaves.size(); ++j) {
             SequenceNumber upper = end;
+            bool prefetched = first_pages != nullptr;
             while (upper > best) {
-                Command command = leaf_command(leaf, best, upper, head, true);
-                Result r =
-                    c.exec_params(command.sql, command.params, "reading the context version");
-                const int n = PQntuples(r.get());
+                Result fetched;
+                const PGresult* r = nullptr;
+                if (prefetched) {
+                    r = (*first_pages)[first + j].get();
+                    prefetched = false;
+                } else {
+                    Command command = leaf_command(plan.leaves[j], best, upper, head, true);
+                    fetched =
+                        c.exec_params(command.sql, command.params, "reading the context version");
+                    r = fetched.get();
+                }
+                const int n = PQntuples(r);
                 bool found = false;
                 for (int i = 0; i < n; ++i) {
-                    if (query.matches(get_text(r.get(), i, 2), get_text(r.get(), i, 3))) {
-                        best = static_cast<SequenceNumber>(get_int(r.get(), i, 0));
+                    const auto at = static_cast<SequenceNumber>(get_int(r, i, 0));
+                    if (at <= best) break;
+                    if (at <= upper && query.matches(get_text(r, i, 2), get_text(r, i, 3))) {
+                        best = at;
                         found = true;
                         break;
                     }
                 }
                 if (found || static_cast<std::size_t>(n) < kDescendingPage) break;
-                upper = static_cast<SequenceNumber>(get_int(r.get(), n - 1, 0)) - 1;
+                upper = static_cast<SequenceNumber>(get_int(r, n - 1, 0)) - 1;
             }
         }
         if (best == 0) return std::nullopt;
@@ -721,7 +756,7 @@ class PostgresBackend final : public Backend {
             bool commit_sent = false;
             try {
                 if (!writer_)
-                    writer_ = std::make_unique<Connection>(info_);
+                    writer_ = std::make_unique<Connection>(info_, true);
                 else
                     writer_->ensure_ok();
                 writer_pid_.store(PQbackendPID(writer_->handle()));
@@ -762,6 +797,10 @@ class PostgresBackend final : public Backend {
         }
     }
 
+    // One transaction per group, in at most two round trips: [BEGIN, lock, (head and, per
+    // conditional request, the newest candidates of its context)] and [INSERT, COMMIT]; an
+    // unconditional group sends all of it at once. Under the append lock nothing else is
+    // written, so what the first round trip read still holds when the second one commits.
     SequenceNumber write_group(std::vector<WriteRequest*>& group, bool& commit_sent) {
         Connection& c = *writer_;
         const bool conditional = std::any_of(group.begin(), group.end(),
@@ -769,10 +808,24 @@ class PostgresBackend final : public Backend {
         std::vector<Command> commands{
             {"BEGIN", {}}, {"SELECT pg_advisory_xact_lock(" FACTSTR_APPEND_LOCK ")", {}}};
         SequenceNumber db_head = 0;
+        // Per request: the plan of its context and where its leaves' first pages are.
+        struct Probe {
+            Plan plan;
+            std::size_t first = 0;
+        };
+        std::vector<Probe> probes(group.size());
+        std::vector<Result> prefetched;
         if (conditional) {
             commands.push_back({kHead, {}});
-            auto results = c.pipeline(commands, "starting an append");
-            db_head = static_cast<SequenceNumber>(get_int(results.back().get(), 0, 0));
+            for (std::size_t i = 0; i < group.size(); ++i) {
+                if (!group[i]->context) continue;
+                probes[i].plan = make_plan(*group[i]->context);
+                probes[i].first = commands.size();
+                for (const Leaf& leaf : probes[i].plan.leaves)
+                    commands.push_back(leaf_command(leaf, 0, 0, 0, true));
+            }
+            prefetched = c.pipeline(commands, "starting an append");
+            db_head = static_cast<SequenceNumber>(get_int(prefetched[2].get(), 0, 0));
             commands.clear();
         }
         struct Write {
@@ -783,7 +836,8 @@ class PostgresBackend final : public Backend {
         std::string types = "{", payloads = "{", lasts = "{", occurred = "{";
         const std::string now = std::to_string(now_micros());
         std::size_t total = 0;
-        for (WriteRequest* request : group) {
+        for (std::size_t g = 0; g < group.size(); ++g) {
+            WriteRequest* request = group[g];
             if (request->context) {
                 const CompiledQuery& context = *request->context;
                 std::optional<SequenceNumber> actual;
@@ -797,8 +851,11 @@ class PostgresBackend final : public Backend {
                         }
                     }
                 }
-                if (!actual)
-                    actual = highest_match(c, make_plan(context), context, db_head, db_head);
+                if (!actual) {
+                    const Probe& probe = probes[g];
+                    actual = highest_match(c, probe.plan, context, db_head, db_head, &prefetched,
+                                           probe.first);
+                }
                 if (actual != request->expected) {
                     request->result = ConditionalAppendConflict{request->expected, actual};
                     continue;
@@ -831,16 +888,31 @@ class PostgresBackend final : public Backend {
         payloads += '}';
         lasts += '}';
         occurred += '}';
-        commands.push_back(Command{kInsert,
-                                   {std::move(occurred), std::move(types), std::move(payloads),
-                                    std::move(lasts), num(total)}});
-        auto results = c.pipeline(commands, "appending");
-        const auto base = static_cast<SequenceNumber>(get_int(results.back().get(), 0, 0));
+        // A conditional group inserts only onto the head its checks were made against.
+        commands.push_back(Command{
+            kInsert,
+            {std::move(occurred), std::move(types), std::move(payloads), std::move(lasts),
+             num(total), conditional ? std::optional<std::string>(num(db_head)) : std::nullopt}});
+        commands.push_back(Command{"COMMIT", {}});
+        std::vector<Result> results;
+        commit_sent = true;
+        try {
+            results = c.pipeline(commands, "appending");
+        } catch (const PgError& e) {
+            // The server stopped before the COMMIT (or it was never sent): not committed. An
+            // error in answer to the COMMIT itself leaves it open (a session ended just after
+            // its commit is durable, or while it waits for a synchronous standby, answers so).
+            if (e.failed_command() && *e.failed_command() + 1 < commands.size())
+                commit_sent = false;
+            throw;
+        }
+        const auto base =
+            static_cast<SequenceNumber>(get_int(results[results.size() - 2].get(), 0, 0));
         if (conditional && base != db_head)
             throw StoreError(ErrorCode::corrupt_database,
-                             describe() + ": facts were written without the factstr append lock");
-        commit_sent = true;
-        c.exec("COMMIT", "committing an append");
+                             describe() +
+                                 ": facts were written without the factstr append lock; this "
+                                 "append was not written");
         for (const Write& w : writes) {
             const std::size_t n = w.request->events->size();
             w.request->result = AppendResult{base + w.offset + 1, base + w.offset + n, n};
