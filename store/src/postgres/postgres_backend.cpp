@@ -152,15 +152,18 @@ void merge_leaves(std::vector<Row>& rows) {
                rows.end());
 }
 
-// Where candidates come from: an event type and/or a jsonb containment; neither = every fact.
+// Where candidates come from: event types and/or a jsonb containment; neither = every fact.
+// A leaf without a containment has one type (read in order through the type index); one
+// with a containment has all of its filter's types (one statement per containment, however
+// many types: the GIN index finds the candidates, the types only filter them).
 struct Leaf {
-    std::optional<std::string> type;
+    std::vector<std::string> types;  // empty: any type
     std::optional<std::string> contains;
     friend bool operator<(const Leaf& a, const Leaf& b) {
-        return std::tie(a.type, a.contains) < std::tie(b.type, b.contains);
+        return std::tie(a.types, a.contains) < std::tie(b.types, b.contains);
     }
     friend bool operator==(const Leaf& a, const Leaf& b) {
-        return a.type == b.type && a.contains == b.contains;
+        return a.types == b.types && a.contains == b.contains;
     }
 };
 
@@ -246,17 +249,17 @@ Plan make_plan(const CompiledQuery& query) {
             }
         }
         if (indexable) {
-            for (const std::string& c : contains) {
-                if (filter.event_types) {
-                    for (const std::string& type : *filter.event_types)
-                        plan.leaves.push_back(Leaf{type, c});
-                } else {
-                    plan.leaves.push_back(Leaf{std::nullopt, c});
-                }
+            std::vector<std::string> types;
+            if (filter.event_types) {
+                types.assign(filter.event_types->begin(), filter.event_types->end());
+                std::sort(types.begin(), types.end());
+                types.erase(std::unique(types.begin(), types.end()), types.end());
             }
+            for (std::string& c : contains)
+                plan.leaves.push_back(Leaf{types, std::move(c)});
         } else if (filter.event_types) {
             for (const std::string& type : *filter.event_types)
-                plan.leaves.push_back(Leaf{type, std::nullopt});
+                plan.leaves.push_back(Leaf{{type}, std::nullopt});
         } else {
             return Plan{{Leaf{}}};
         }
@@ -280,7 +283,16 @@ Command leaf_command(const Leaf& leaf, SequenceNumber after, SequenceNumber end,
     };
     if (after > 0) command.sql += " AND sequence_number > " + add(num(after));
     if (end < head) command.sql += " AND sequence_number <= " + add(num(end));
-    if (leaf.type) command.sql += " AND event_type = " + add(*leaf.type);
+    if (leaf.types.size() == 1) {
+        command.sql += " AND event_type = " + add(leaf.types[0]);
+    } else if (!leaf.types.empty()) {
+        std::string types = "{";
+        for (const std::string& type : leaf.types) {
+            if (types.size() > 1) types += ',';
+            append_array_element(types, type);
+        }
+        command.sql += " AND event_type = ANY(" + add(types + "}") + "::text[])";
+    }
     if (leaf.contains)
         command.sql += " AND factstr_payload_index(payload) @> " + add(*leaf.contains) + "::jsonb";
     command.sql += descending
@@ -621,11 +633,11 @@ class PostgresBackend final : public Backend {
         if (after >= end) return rows;
         if (stopped_at && !plan.leaves.empty() &&
             std::all_of(plan.leaves.begin(), plan.leaves.end(),
-                        [](const Leaf& leaf) { return leaf.type && !leaf.contains; })) {
+                        [](const Leaf& leaf) { return !leaf.types.empty() && !leaf.contains; })) {
             std::string types = "{";
             for (const Leaf& leaf : plan.leaves) {
                 if (types.size() > 1) types += ',';
-                append_array_element(types, *leaf.type);
+                append_array_element(types, leaf.types[0]);
             }
             types += '}';
             auto read = [&](SequenceNumber low, SequenceNumber high, std::optional<std::size_t> n) {
@@ -653,7 +665,7 @@ class PostgresBackend final : public Backend {
         }
         for (const Leaf& leaf : plan.leaves) {
             Command command = leaf_command(leaf, after, end, head, false);
-            if (!leaf.type && !leaf.contains)
+            if (leaf.types.empty() && !leaf.contains)
                 command = Command{kScanWindow, {num(after), num(end)}};
             Result r = c.exec_params(command.sql, command.params, "reading facts");
             take_matching(r.get(), query, end, rows);
