@@ -57,7 +57,7 @@ struct Config {
     bool json = false;
     std::string json_file;
     std::string dir;
-    std::vector<std::string> only;  // workloads to run (W1…W8); empty: all
+    std::vector<std::string> only;  // workloads to run (W1…W9); empty: all
 };
 
 double seconds_since(Clock::time_point start) {
@@ -253,10 +253,14 @@ class Bench {
     }
 
     // W3: query a narrow context, then append_if with its version, at several log sizes.
+    // W5 runs on the same log first (it is filled once for both).
     void w3(std::size_t size, double* single_insert_raw) {
+        if (!want("W3") && !want("W5")) return;
         const std::size_t keys = std::clamp<std::size_t>(size / 10, 1000, 100000);
         Store store = fresh("w3");
         fill(store, size, keys);
+        if (want("W5")) w5(store, size, keys);
+        if (!want("W3")) return;
         const std::size_t ops = config_.backend == "memory" ? (config_.quick ? 50000 : 200000)
                                 : postgres()                ? (config_.quick ? 300 : 2000)
                                 : config_.sync == "full"    ? (config_.quick ? 200 : 1000)
@@ -287,6 +291,59 @@ class Bench {
         if (single_insert_raw) r.raw_rate = *single_insert_raw;
         if (conflicts) r.detail += fmt::format(" ({} conflicts!)", conflicts);
         results_.push_back(r);
+    }
+
+    // W5: a narrow query (type + a payload predicate: one account's ~10 deposits) and a broad
+    // one (by type: every fact of the log, which holds only deposits) on W3's log. The broad
+    // query is compared with the raw engine reading the same rows in the same order into
+    // memory (SQLite: the store's own file through the C API, its type index; PostgreSQL:
+    // one SELECT over libpq).
+    void w5(Store& store, std::size_t size, std::size_t keys) {
+        const std::size_t ops = config_.backend == "memory" ? (config_.quick ? 20000 : 100000)
+                                : postgres()                ? (config_.quick ? 300 : 3000)
+                                                            : (config_.quick ? 2000 : 20000);
+        std::mt19937_64 random(5);
+        std::vector<double> latencies;
+        latencies.reserve(ops);
+        std::size_t returned = 0;
+        auto start = Clock::now();
+        for (std::size_t i = 0; i < ops; ++i) {
+            auto t0 = Clock::now();
+            returned += store.query(deposits_context(random() % keys)).event_records.size();
+            latencies.push_back(
+                std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+        }
+        Result narrow{"W5",
+                      fmt::format("narrow query (type + accountId, {:.1f} facts), log {} facts",
+                                  static_cast<double>(returned) / ops, size),
+                      ops / seconds_since(start), "ops/s"};
+        std::sort(latencies.begin(), latencies.end());
+        narrow.p50_us = latencies[latencies.size() / 2];
+        narrow.p99_us = latencies[latencies.size() * 99 / 100];
+        results_.push_back(narrow);
+
+        // Broad: repeated until a second has passed (at least once, at most 10 times).
+        const EventQuery by_type{{{EventFilter{{{"deposited"}}, std::nullopt}}}, std::nullopt};
+        latencies.clear();
+        std::size_t facts = 0, runs = 0;
+        start = Clock::now();
+        do {
+            auto t0 = Clock::now();
+            const auto result = store.query(by_type);
+            if (result.event_records.size() != size)
+                throw std::runtime_error("W5: the broad query returned a wrong number of facts");
+            facts += result.event_records.size();
+            ++runs;
+            latencies.push_back(
+                std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+        } while (runs < 10 && seconds_since(start) < 1.0);
+        Result broad{"W5", fmt::format("broad query (by type, all {} facts), {} runs", size, runs),
+                     facts / seconds_since(start)};
+        std::sort(latencies.begin(), latencies.end());
+        broad.p50_us = latencies[latencies.size() / 2];
+        if (config_.backend == "sqlite") broad.raw_rate = raw_sqlite_type_read(size);
+        if (postgres()) broad.raw_rate = raw_pg_type_read(size);
+        results_.push_back(broad);
     }
 
     // W4: concurrent writers doing W3 on overlapping keys.
@@ -387,12 +444,11 @@ class Bench {
         results_.push_back(r);
     }
 
-    // W5: concurrent single-fact appends from one store (group commit).
-    // W5: concurrent single-fact appends: what group commit buys. `raw_single` is the raw
-    // one-row-per-transaction rate of one writer (SQLite); PostgreSQL compares with 8 raw
-    // connections.
-    void w5(unsigned threads, double raw_single) {
-        Store store = fresh("w5");
+    // W9 (beyond the list): concurrent single-fact appends from one store — what
+    // group commit buys. `raw_single` is the raw one-row-per-transaction rate of one writer
+    // (SQLite); PostgreSQL compares with 8 raw connections.
+    void w9(unsigned threads, double raw_single) {
+        Store store = fresh("w9");
         const auto duration = std::chrono::milliseconds(config_.quick ? 1000 : 3000);
         std::atomic<std::size_t> appended{0};
         std::vector<std::thread> workers;
@@ -409,7 +465,7 @@ class Bench {
         }
         for (auto& w : workers)
             w.join();
-        Result r{"W5",
+        Result r{"W9",
                  fmt::format("{} threads, single-fact appends (raw: {})", threads,
                              postgres() ? "8 connections" : "1 writer, 1 row per transaction"),
                  appended / seconds_since(start)};
@@ -927,6 +983,80 @@ class Bench {
     }
 
     // Every row of a factstr database's facts table, in order, through a cursor.
+    // The raw engines reading W5's broad query: every fact of type 'deposited', in order,
+    // copied into memory (sequence number, time, type, payload), repeated like W5 does.
+    // Facts per second.
+    double raw_sqlite_type_read(std::size_t size) {
+        sqlite3* db = nullptr;
+        const std::string path = config_.dir + "/w3.db";
+        if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK)
+            throw std::runtime_error("raw SQLite: cannot open " + path);
+        sqlite3_stmt* statement = nullptr;
+        sqlite3_prepare_v2(db,
+                           "SELECT f.sequence_number, f.occurred_at, t.name, f.payload"
+                           " FROM facts f JOIN event_types t ON t.id = f.type_id"
+                           " WHERE f.type_id = (SELECT id FROM event_types WHERE name = ?)"
+                           " ORDER BY f.sequence_number",
+                           -1, &statement, nullptr);
+        std::size_t facts = 0, runs = 0;
+        auto start = Clock::now();
+        do {
+            std::vector<EventRecord> records;
+            sqlite3_bind_text(statement, 1, "deposited", -1, SQLITE_STATIC);
+            while (sqlite3_step(statement) == SQLITE_ROW) {
+                auto text = [&](int column) {
+                    return std::string(
+                        reinterpret_cast<const char*>(sqlite3_column_text(statement, column)),
+                        static_cast<std::size_t>(sqlite3_column_bytes(statement, column)));
+                };
+                records.push_back(EventRecord{
+                    static_cast<SequenceNumber>(sqlite3_column_int64(statement, 0)),
+                    Timestamp(std::chrono::microseconds(sqlite3_column_int64(statement, 1))),
+                    text(2), text(3)});
+            }
+            sqlite3_reset(statement);
+            if (records.size() != size) throw std::runtime_error("raw SQLite: wrong row count");
+            facts += records.size();
+            ++runs;
+        } while (runs < 10 && seconds_since(start) < 1.0);
+        const double rate = facts / seconds_since(start);
+        sqlite3_finalize(statement);
+        sqlite3_close(db);
+        return rate;
+    }
+
+    double raw_pg_type_read(std::size_t size) {
+        PgConn raw(config_.url, current_database_);
+        raw.prepare("by_type",
+                    "SELECT sequence_number, occurred_at, event_type, payload FROM facts"
+                    " WHERE event_type = $1 ORDER BY sequence_number",
+                    1);
+        std::size_t facts = 0, runs = 0;
+        auto start = Clock::now();
+        do {
+            const char* type = "deposited";
+            PGresult* r = PQexecPrepared(raw.get(), "by_type", 1, &type, nullptr, nullptr, 0);
+            raw.check_keep(r, "by_type");
+            std::vector<EventRecord> records;
+            const int n = PQntuples(r);
+            records.reserve(static_cast<std::size_t>(n));
+            for (int i = 0; i < n; ++i)
+                records.push_back(EventRecord{
+                    static_cast<SequenceNumber>(std::strtoull(PQgetvalue(r, i, 0), nullptr, 10)),
+                    Timestamp(
+                        std::chrono::microseconds(std::strtoll(PQgetvalue(r, i, 1), nullptr, 10))),
+                    std::string(PQgetvalue(r, i, 2),
+                                static_cast<std::size_t>(PQgetlength(r, i, 2))),
+                    std::string(PQgetvalue(r, i, 3),
+                                static_cast<std::size_t>(PQgetlength(r, i, 3)))});
+            PQclear(r);
+            if (records.size() != size) throw std::runtime_error("raw libpq: wrong row count");
+            facts += records.size();
+            ++runs;
+        } while (runs < 10 && seconds_since(start) < 1.0);
+        return facts / seconds_since(start);
+    }
+
     double raw_pg_scan(const std::string& database) {
         PgConn raw(config_.url, database);
         raw.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
@@ -967,16 +1097,15 @@ class Bench {
         }
         std::vector<std::size_t> sizes = {10000, 100000, 1000000};
         if (config_.quick) sizes = {10000, 100000};
-        if (want("W3"))
-            for (std::size_t size : sizes)
-                w3(size, &raw_single_);
+        for (std::size_t size : sizes)
+            w3(size, &raw_single_);
         if (want("W4")) {
             for (unsigned threads : {1u, 4u, 16u})
                 w4(threads);
             for (unsigned processes : {4u, 16u})
                 w4_processes(processes);
         }
-        if (want("W5")) w5(16, 0);
+        if (want("W9")) w9(16, 0);
         if (want("W6")) w6();
         if (want("W7")) w7();
     }
@@ -991,15 +1120,14 @@ class Bench {
             w2(100);
             w2(10000);
         }
-        double raw_single = config_.backend == "sqlite" && (want("W3") || want("W5"))
+        double raw_single = config_.backend == "sqlite" && (want("W3") || want("W9"))
                                 ? raw_sqlite_inserts(config_.sync == "full" ? 1000 : 20000, 1)
                                 : 0;
         std::vector<std::size_t> sizes = {10000, 100000, 1000000};
         if (config_.quick) sizes = {10000, 100000};
         if (config_.backend == "memory" && !config_.quick) sizes.push_back(10000000);
-        if (want("W3"))
-            for (std::size_t size : sizes)
-                w3(size, config_.backend == "sqlite" ? &raw_single : nullptr);
+        for (std::size_t size : sizes)
+            w3(size, config_.backend == "sqlite" ? &raw_single : nullptr);
         if (want("W4")) {
             for (unsigned threads : {1u, 4u, 16u})
                 w4(threads);
@@ -1007,7 +1135,7 @@ class Bench {
                 for (unsigned processes : {4u, 16u})
                     w4_processes(processes);
         }
-        if (want("W5")) w5(16, config_.backend == "sqlite" ? raw_single : 0);
+        if (want("W9")) w9(16, config_.backend == "sqlite" ? raw_single : 0);
         if (want("W6")) w6();
         if (want("W7")) w7();
         if (config_.backend == "memory" && want("W8")) {
@@ -1097,7 +1225,7 @@ int main(int argc, char** argv) {
     app.add_option("--json-file", config.json_file, "also write the JSON results to this file");
     app.add_option("--dir", config.dir, "directory for database files (default: a temporary one)");
     app.add_option("--only", config.only,
-                   "run only these workloads (W1 … W8; repeat or comma-separate)")
+                   "run only these workloads (W1 … W9; repeat or comma-separate)")
         ->delimiter(',');
     // W7's writer process (internal): appends `count` single facts at `rate` per second to
     // STORE, printing when each append returned (steady clock, ns) on stdout.
