@@ -25,6 +25,9 @@
 // @rotorsoft/act's InMemoryStore sleeps SLEEP_MS (default 100 ms; 0 when NODE_ENV=test) in
 // every operation to imitate I/O; measured here with it off.
 if (process.env.SLEEP_MS === undefined) process.env.SLEEP_MS = '0';
+// act logs each schema it seeds on stdout (its default level is "trace" outside
+// NODE_ENV=test/production); only its errors are wanted here.
+if (process.env.LOG_LEVEL === undefined) process.env.LOG_LEVEL = 'error';
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -39,6 +42,23 @@ const backendsWanted = [];
 for (let i = 0; i < args.length; i++) if (args[i] === '--backend') backendsWanted.push(args[i + 1]);
 const jsonFile = argValue('--json-file');
 const pgUrl = argValue('--pg-url') || process.env.FACTSTR_TEST_POSTGRES_URL || '';
+
+// A library's stray asynchronous error (emmett-sqlite sometimes throws one from a consumer's
+// connection) fails the run it happened in, recorded in that row, instead of ending the whole
+// comparison; act installs handlers that exit the process, which are replaced after each
+// require of it.
+let failRun = null;
+function onStray(error) {
+  if (failRun) failRun(error);
+  else console.error(`a stray error outside any run: ${(error && error.message) || error}`);
+}
+function guardProcess() {
+  for (const event of ['uncaughtException', 'unhandledRejection']) {
+    process.removeAllListeners(event);
+    process.on(event, onStray);
+  }
+}
+guardProcess();
 
 const factstr = require(process.env.FACTSTR_NODE_PACKAGE || path.join(__dirname, '..', '..', 'bindings', 'node'));
 
@@ -252,6 +272,7 @@ const opener = {
   act: {
     async memory() {
       const { InMemoryStore } = require('@rotorsoft/act');
+      guardProcess();
       const s = new InMemoryStore();
       await s.seed();
       return actAdapter(s);
@@ -259,6 +280,7 @@ const opener = {
     sqlite: null, // @rotorsoft/act ships no SQLite adapter
     async postgres() {
       const { PostgresStore } = require('@rotorsoft/act-pg');
+      guardProcess();
       const db = await pgFreshDatabase('act');
       const s = new PostgresStore({ ...pgParts(pgUrlFor(db)), schema: 'public', table: 'events' });
       await s.seed();
@@ -367,14 +389,19 @@ async function main() {
         let adapter;
         try {
           adapter = await open();
-          const r = await run(adapter, s);
+          const strayError = new Promise((_, reject) => { failRun = reject; });
+          const r = await Promise.race([run(adapter, s), strayError]);
           row.rates[lib] = r.events / r.seconds;
           row.ops[lib] = r.ops;
         } catch (e) {
           row.errors[lib] = String((e && e.message) || e).split('\n')[0];
           if (process.env.PEERS_DEBUG) console.error(e);
         } finally {
-          if (adapter) { try { await adapter.close(); } catch (_) { /* already reported */ } }
+          failRun = null;
+          if (adapter) {
+            const closing = adapter.close().catch(() => { /* already reported */ });
+            await Promise.race([closing, new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
+          }
         }
       }
       results.push(row);
@@ -398,7 +425,8 @@ async function main() {
 function versions() {
   const v = {};
   for (const p of ['@event-driven-io/emmett', '@event-driven-io/emmett-sqlite', '@event-driven-io/emmett-postgresql', '@rotorsoft/act', '@rotorsoft/act-pg', 'sqlite3', 'pg']) {
-    try { v[p] = require(`${p}/package.json`).version; } catch (_) { v[p] = null; }
+    // Read from node_modules: packages with an "exports" map do not export package.json.
+    try { v[p] = JSON.parse(fs.readFileSync(path.join(__dirname, 'node_modules', p, 'package.json'), 'utf8')).version; } catch (_) { v[p] = null; }
   }
   return v;
 }

@@ -20,9 +20,12 @@
 // SELECT FROM unnest(arrays) statement; every value is a bound parameter. The transaction
 // sends NOTIFY factstr_commits, which wakes streams in other processes.
 //
-// Reads run in REPEATABLE READ READ ONLY transactions on a small pool of connections. SQL
-// selects candidates (by event type, by jsonb containment of a predicate's top-level
-// scalars); every candidate is verified by the shared matcher (CompiledQuery::matches).
+// Reads run on a small pool of connections: a query is one pipeline (the head, then its
+// candidates, without an upper bound — what lies beyond the head is dropped), stream pages
+// run in REPEATABLE READ READ ONLY transactions. SQL selects candidates (by event type, by
+// jsonb containment of a predicate's top-level scalars); every candidate is verified by the
+// shared matcher (CompiledQuery::matches). The store's connections prepare each statement
+// once per session.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
