@@ -64,6 +64,32 @@ double seconds_since(Clock::time_point start) {
     return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+// Runs `op` `ops` times: the seconds it took in all, and each run's latency (µs), sorted.
+struct Timed {
+    double seconds = 0;
+    std::vector<double> latencies_us;
+    void percentiles(Result& r) const {
+        r.p50_us = latencies_us[latencies_us.size() / 2];
+        r.p99_us = latencies_us[latencies_us.size() * 99 / 100];
+    }
+};
+
+template <class Op>
+Timed time_each(std::size_t ops, Op&& op) {
+    Timed timed;
+    timed.latencies_us.reserve(ops);
+    const auto start = Clock::now();
+    for (std::size_t i = 0; i < ops; ++i) {
+        const auto t0 = Clock::now();
+        op();
+        timed.latencies_us.push_back(
+            std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+    }
+    timed.seconds = seconds_since(start);
+    std::sort(timed.latencies_us.begin(), timed.latencies_us.end());
+    return timed;
+}
+
 std::string payload(std::mt19937_64& random, std::size_t keys) {
     return fmt::format(
         R"({{"accountId":"a{}","amount":{},"currency":"EUR","note":"monthly transfer for invoice {} of the customer account"}})",
@@ -266,12 +292,8 @@ class Bench {
                                 : config_.sync == "full"    ? (config_.quick ? 200 : 1000)
                                                             : (config_.quick ? 2000 : 20000);
         std::mt19937_64 random(4);
-        std::vector<double> latencies;
-        latencies.reserve(ops);
         std::size_t conflicts = 0;
-        auto start = Clock::now();
-        for (std::size_t i = 0; i < ops; ++i) {
-            auto t0 = Clock::now();
+        const Timed timed = time_each(ops, [&] {
             const std::size_t account = random() % keys;
             auto query = deposits_context(account);
             auto context = store.query(query);
@@ -280,14 +302,10 @@ class Bench {
                   fmt::format(R"({{"accountId":"a{}","amount":1,"currency":"EUR"}})", account)}},
                 query, context.current_context_version);
             if (!outcome) ++conflicts;
-            latencies.push_back(
-                std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
-        }
+        });
         Result r{"W3", fmt::format("query+append_if, log {} facts, {} keys", size, keys),
-                 ops / seconds_since(start), "ops/s"};
-        std::sort(latencies.begin(), latencies.end());
-        r.p50_us = latencies[latencies.size() / 2];
-        r.p99_us = latencies[latencies.size() * 99 / 100];
+                 ops / timed.seconds, "ops/s"};
+        timed.percentiles(r);
         if (single_insert_raw) r.raw_rate = *single_insert_raw;
         if (conflicts) r.detail += fmt::format(" ({} conflicts!)", conflicts);
         results_.push_back(r);
@@ -303,30 +321,22 @@ class Bench {
                                 : postgres()                ? (config_.quick ? 300 : 3000)
                                                             : (config_.quick ? 2000 : 20000);
         std::mt19937_64 random(5);
-        std::vector<double> latencies;
-        latencies.reserve(ops);
         std::size_t returned = 0;
-        auto start = Clock::now();
-        for (std::size_t i = 0; i < ops; ++i) {
-            auto t0 = Clock::now();
+        const Timed timed = time_each(ops, [&] {
             returned += store.query(deposits_context(random() % keys)).event_records.size();
-            latencies.push_back(
-                std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
-        }
+        });
         Result narrow{"W5",
                       fmt::format("narrow query (type + accountId, {:.1f} facts), log {} facts",
                                   static_cast<double>(returned) / ops, size),
-                      ops / seconds_since(start), "ops/s"};
-        std::sort(latencies.begin(), latencies.end());
-        narrow.p50_us = latencies[latencies.size() / 2];
-        narrow.p99_us = latencies[latencies.size() * 99 / 100];
+                      ops / timed.seconds, "ops/s"};
+        timed.percentiles(narrow);
         results_.push_back(narrow);
 
         // Broad: repeated until a second has passed (at least once, at most 10 times).
         const EventQuery by_type{{{EventFilter{{{"deposited"}}, std::nullopt}}}, std::nullopt};
-        latencies.clear();
+        std::vector<double> latencies;
         std::size_t facts = 0, runs = 0;
-        start = Clock::now();
+        const auto start = Clock::now();
         do {
             auto t0 = Clock::now();
             const auto result = store.query(by_type);

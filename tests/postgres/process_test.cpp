@@ -463,3 +463,110 @@ TEST_CASE(
     CHECK(live->all_sequence_numbers() == range(1, 2));
     s.unsubscribe();
 }
+
+TEST_CASE(
+    "a connection lost before COMMIT (the server ended it during the INSERT) is retried once "
+    "and the facts are written exactly once",
+    "[outcome_unknown]") {
+    const std::string name = fresh_database_name();
+    Store store = bootstrap(postgres_server_url(), name);
+    (void)store.append({event("before")});
+    Raw db(name);
+    // A trigger holds the first INSERT of a "slow" fact inside the pipeline [BEGIN, lock,
+    // INSERT, COMMIT], before the COMMIT; the retry finds the flag spent and goes through.
+    db.run("CREATE TABLE factstr_test_flag (armed boolean NOT NULL)");
+    db.run("INSERT INTO factstr_test_flag VALUES (true)");
+    db.run(
+        "CREATE FUNCTION factstr_test_slow_insert() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN IF NEW.event_type = 'slow' AND (SELECT armed FROM factstr_test_flag) THEN "
+        "PERFORM pg_sleep(60); END IF; RETURN NEW; END $$");
+    db.run(
+        "CREATE TRIGGER factstr_test_slow_insert BEFORE INSERT ON facts"
+        " FOR EACH ROW EXECUTE FUNCTION factstr_test_slow_insert()");
+
+    for (const bool conditional : {false, true}) {
+        INFO((conditional ? "append_if" : "append"));
+        db.run("UPDATE factstr_test_flag SET armed = true");
+        std::optional<ErrorCode> code;
+        std::string message;
+        std::optional<SequenceNumber> first;
+        std::thread writer([&] {
+            try {
+                if (conditional) {
+                    const EventQuery context = query_of({types({"slow"})});
+                    const auto outcome =
+                        store.append_if({event("slow"), event("slow")}, context,
+                                        store.query(context).current_context_version);
+                    if (const auto* result = outcome.append_result())
+                        first = result->first_sequence_number;
+                } else {
+                    first = store.append({event("slow")}).first_sequence_number;
+                }
+            } catch (const Error& e) {
+                code = e.code();
+                message = e.what();
+            }
+        });
+        std::vector<std::vector<std::string>> sleeping;
+        const bool found = wait_for(
+            [&] {
+                sleeping = db.rows(
+                    "SELECT pid::text, query FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event = 'PgSleep'");
+                return !sleeping.empty();
+            },
+            std::chrono::seconds(20));
+        REQUIRE(found);
+        REQUIRE(sleeping.size() == 1);
+        CHECK(sleeping[0][1].rfind("WITH h AS", 0) == 0);  // the INSERT, not the COMMIT
+        // Disarmed first: the retry must not sleep again.
+        db.run("UPDATE factstr_test_flag SET armed = false");
+        db.run("SELECT pg_terminate_backend(" + sleeping[0][0] + ")");
+        writer.join();
+        INFO(message);
+        CHECK_FALSE(code.has_value());
+        CHECK(first.has_value());
+    }
+    // Each append is in the log once: before, slow, slow, slow.
+    const auto facts = all_facts(store);
+    CHECK(sequence_numbers(facts) == range(1, 4));
+    std::size_t slow = 0;
+    for (const auto& f : facts)
+        slow += f.event_type == "slow";
+    CHECK(slow == 3);
+}
+
+TEST_CASE(
+    "an append the server refuses before COMMIT is an error, writes nothing, and the next "
+    "one goes through on the same store",
+    "[outcome_unknown]") {
+    const std::string name = fresh_database_name();
+    Store store = bootstrap(postgres_server_url(), name);
+    (void)store.append({event("before")});
+    Raw db(name);
+    db.run(
+        "CREATE FUNCTION factstr_test_refuse() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN IF NEW.event_type = 'refused' THEN RAISE EXCEPTION 'refused by a trigger'; "
+        "END IF; RETURN NEW; END $$");
+    db.run(
+        "CREATE TRIGGER factstr_test_refuse BEFORE INSERT ON facts"
+        " FOR EACH ROW EXECUTE FUNCTION factstr_test_refuse()");
+    for (const bool conditional : {false, true}) {
+        INFO((conditional ? "append_if" : "append"));
+        const SequenceNumber head = store.head();
+        try {
+            if (conditional)
+                (void)store.append_if({event("refused")}, query_of({types({"refused"})}),
+                                      std::nullopt);
+            else
+                (void)store.append({event("refused")});
+            FAIL("the append was not refused");
+        } catch (const StoreError& e) {
+            CHECK(e.code() == ErrorCode::storage_failure);
+            CHECK(std::string(e.what()).find("refused by a trigger") != std::string::npos);
+        }
+        CHECK(store.head() == head);
+        CHECK(store.append({event("after")}).first_sequence_number == head + 1);
+    }
+    CHECK(sequence_numbers(all_facts(store)) == range(1, 3));
+}

@@ -334,18 +334,23 @@ std::vector<Result> Connection::pipeline(const std::vector<Command>& commands,
     results.reserve(commands.size());
     Result first_error;
     std::size_t first_error_at = 0;
+    // The connection broke: the server's first error, if one came, says where it stopped.
+    auto fail_lost = [&](const PGresult* last) {
+        if (first_error) fail(first_error.get(), doing, first_error_at);
+        fail(last, doing);
+    };
     for (const Answer& answer : answers) {
         Result r(PQgetResult(conn_));
         if (!r) {
-            if (is_lost(conn_)) fail(nullptr, doing);
+            if (is_lost(conn_)) fail_lost(nullptr);
             continue;  // defensive: should not happen
         }
         const auto status = PQresultStatus(r.get());
         const bool failed = status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK;
         if (failed && !first_error) {
-            if (is_lost(conn_)) fail(r.get(), doing, answer.command);
             first_error = std::move(r);
             first_error_at = answer.command;
+            if (is_lost(conn_)) fail_lost(nullptr);
         }
         if (answer.prepared_as) {
             // A statement exists once its Parse succeeded, whatever becomes of the rest.
@@ -354,23 +359,17 @@ std::vector<Result> Connection::pipeline(const std::vector<Command>& commands,
             results.push_back(failed ? Result() : std::move(r));
         }
         Result end(PQgetResult(conn_));  // NULL after each answer
-        if (end && is_lost(conn_)) fail(end.get(), doing);
+        if (end && is_lost(conn_)) fail_lost(end.get());
     }
     // The sync point.
     for (;;) {
         Result r(PQgetResult(conn_));
         if (!r) {
-            if (is_lost(conn_)) {
-                if (first_error) fail(first_error.get(), doing, first_error_at);
-                fail(nullptr, doing);
-            }
+            if (is_lost(conn_)) fail_lost(nullptr);
             continue;
         }
         if (PQresultStatus(r.get()) == PGRES_PIPELINE_SYNC) break;
-        if (is_lost(conn_)) {
-            if (first_error) fail(first_error.get(), doing, first_error_at);
-            fail(r.get(), doing);
-        }
+        if (is_lost(conn_)) fail_lost(r.get());
     }
     if (PQexitPipelineMode(conn_) != 1) fail(nullptr, doing);
     if (first_error) fail(first_error.get(), doing, first_error_at);
