@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -394,6 +395,44 @@ TEST_CASE(
     s2.unsubscribe();
 }
 
+namespace {
+
+// What a write run on another thread ended with.
+struct Outcome {
+    std::optional<ErrorCode> code;
+    std::string message;
+};
+
+std::thread writing(Outcome& outcome, std::function<void()> write) {
+    return std::thread([&outcome, write = std::move(write)] {
+        try {
+            write();
+        } catch (const Error& e) {
+            outcome.code = e.code();
+            outcome.message = e.what();
+        }
+    });
+}
+
+// The one backend of `db`'s database sleeping in pg_sleep (a test trigger holding a writer
+// there): its pid and the statement it runs.
+std::pair<std::string, std::string> sleeping_backend(Raw& db) {
+    std::vector<std::vector<std::string>> sleeping;
+    const bool found = wait_for(
+        [&] {
+            sleeping = db.rows(
+                "SELECT pid::text, query FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event = 'PgSleep'");
+            return !sleeping.empty();
+        },
+        std::chrono::seconds(20));
+    REQUIRE(found);
+    REQUIRE(sleeping.size() == 1);
+    return {sleeping[0][0], sleeping[0][1]};
+}
+
+}  // namespace
+
 TEST_CASE(
     "a connection lost while COMMIT is in flight is reported as outcome_unknown and not "
     "retried",
@@ -416,41 +455,25 @@ TEST_CASE(
 
     for (const bool conditional : {false, true}) {
         INFO((conditional ? "append_if" : "append"));
-        std::optional<ErrorCode> code;
-        std::string message;
-        std::thread writer([&] {
-            try {
-                if (conditional) {
-                    const EventQuery context = query_of({types({"slow"})});
-                    (void)store.append_if({event("slow"), event("slow")}, context,
-                                          store.query(context).current_context_version);
-                } else {
-                    (void)store.append({event("slow")});
-                }
-            } catch (const Error& e) {
-                code = e.code();
-                message = e.what();
+        Outcome outcome;
+        std::thread writer = writing(outcome, [&] {
+            if (conditional) {
+                const EventQuery context = query_of({types({"slow"})});
+                (void)store.append_if({event("slow"), event("slow")}, context,
+                                      store.query(context).current_context_version);
+            } else {
+                (void)store.append({event("slow")});
             }
         });
         // The writer's backend, sleeping inside its COMMIT.
-        std::vector<std::vector<std::string>> sleeping;
-        const bool found = wait_for(
-            [&] {
-                sleeping = db.rows(
-                    "SELECT pid::text, query FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND wait_event = 'PgSleep'");
-                return !sleeping.empty();
-            },
-            std::chrono::seconds(20));
-        REQUIRE(found);
-        REQUIRE(sleeping.size() == 1);
-        CHECK(sleeping[0][1] == "COMMIT");
-        db.run("SELECT pg_terminate_backend(" + sleeping[0][0] + ")");
+        const auto [pid, statement] = sleeping_backend(db);
+        CHECK(statement == "COMMIT");
+        db.run("SELECT pg_terminate_backend(" + pid + ")");
         writer.join();
-        INFO(message);
-        REQUIRE(code.has_value());
-        CHECK(*code == ErrorCode::outcome_unknown);
-        CHECK(message.find("may or may not") != std::string::npos);
+        INFO(outcome.message);
+        REQUIRE(outcome.code.has_value());
+        CHECK(*outcome.code == ErrorCode::outcome_unknown);
+        CHECK(outcome.message.find("may or may not") != std::string::npos);
     }
 
     // Not retried behind the caller's back: the commit was aborted, and nothing is in the log.
@@ -487,44 +510,27 @@ TEST_CASE(
     for (const bool conditional : {false, true}) {
         INFO((conditional ? "append_if" : "append"));
         db.run("UPDATE factstr_test_flag SET armed = true");
-        std::optional<ErrorCode> code;
-        std::string message;
+        Outcome outcome;
         std::optional<SequenceNumber> first;
-        std::thread writer([&] {
-            try {
-                if (conditional) {
-                    const EventQuery context = query_of({types({"slow"})});
-                    const auto outcome =
-                        store.append_if({event("slow"), event("slow")}, context,
-                                        store.query(context).current_context_version);
-                    if (const auto* result = outcome.append_result())
-                        first = result->first_sequence_number;
-                } else {
-                    first = store.append({event("slow")}).first_sequence_number;
-                }
-            } catch (const Error& e) {
-                code = e.code();
-                message = e.what();
+        std::thread writer = writing(outcome, [&] {
+            if (conditional) {
+                const EventQuery context = query_of({types({"slow"})});
+                const auto result = store.append_if({event("slow"), event("slow")}, context,
+                                                    store.query(context).current_context_version);
+                if (const auto* committed = result.append_result())
+                    first = committed->first_sequence_number;
+            } else {
+                first = store.append({event("slow")}).first_sequence_number;
             }
         });
-        std::vector<std::vector<std::string>> sleeping;
-        const bool found = wait_for(
-            [&] {
-                sleeping = db.rows(
-                    "SELECT pid::text, query FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND wait_event = 'PgSleep'");
-                return !sleeping.empty();
-            },
-            std::chrono::seconds(20));
-        REQUIRE(found);
-        REQUIRE(sleeping.size() == 1);
-        CHECK(sleeping[0][1].rfind("WITH h AS", 0) == 0);  // the INSERT, not the COMMIT
+        const auto [pid, statement] = sleeping_backend(db);
+        CHECK(statement.rfind("WITH h AS", 0) == 0);  // the INSERT, not the COMMIT
         // Disarmed first: the retry must not sleep again.
         db.run("UPDATE factstr_test_flag SET armed = false");
-        db.run("SELECT pg_terminate_backend(" + sleeping[0][0] + ")");
+        db.run("SELECT pg_terminate_backend(" + pid + ")");
         writer.join();
-        INFO(message);
-        CHECK_FALSE(code.has_value());
+        INFO(outcome.message);
+        CHECK_FALSE(outcome.code.has_value());
         CHECK(first.has_value());
     }
     // Each append is in the log once: before, slow, slow, slow.
