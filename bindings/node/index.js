@@ -63,7 +63,16 @@ function checkEvent(event, where) {
   if (event.payload === undefined) throw new TypeError(`${where}.payload is missing`);
 }
 
-// One event as (type, payloadJson); several as a flat [type, payloadJson, ...] array.
+// A payload whose own JSON.stringify gives undefined (a function, a symbol, a toJSON that
+// returns nothing) would turn into `null` inside an array: such batches, and batches whose
+// stringify throws, take the per-event path, which names the event.
+function needsOwnStringify(payload) {
+  const kind = typeof payload;
+  return kind === 'function' || kind === 'symbol' || (kind === 'object' && payload !== null && typeof payload.toJSON === 'function');
+}
+
+// One event as (type, payloadJson); several as [[typesJson, payloadsJson], undefined]: two
+// JSON arrays, which cross into C++ as two strings (not two per event) and are split there.
 function encodeEvents(events, method) {
   if (!Array.isArray(events)) throw new TypeError(`${method}: events must be an array of NewEvent, got ${describe(events)}`);
   if (events.length === 1) {
@@ -71,14 +80,30 @@ function encodeEvents(events, method) {
     checkEvent(event, `${method}: events[0]`);
     return [event.event_type, jsonText(event.payload, `${method}: events[0].payload`)];
   }
-  const flat = new Array(events.length * 2);
+  const types = new Array(events.length);
+  const payloads = new Array(events.length);
+  let whole = true;
   for (let i = 0; i < events.length; i++) {
     const event = events[i];
     checkEvent(event, `${method}: events[${i}]`);
-    flat[2 * i] = event.event_type;
-    flat[2 * i + 1] = jsonText(event.payload, `${method}: events[${i}].payload`);
+    types[i] = event.event_type;
+    payloads[i] = event.payload;
+    if (whole && needsOwnStringify(event.payload)) whole = false;
   }
-  return [flat, undefined];
+  let payloadsJson;
+  if (whole) {
+    try {
+      payloadsJson = JSON.stringify(payloads);
+    } catch {
+      whole = false;
+    }
+  }
+  if (!whole) {
+    const texts = new Array(events.length);
+    for (let i = 0; i < events.length; i++) texts[i] = jsonText(payloads[i], `${method}: events[${i}].payload`);
+    payloadsJson = `[${texts.join(',')}]`;
+  }
+  return [[JSON.stringify(types), payloadsJson], undefined];
 }
 
 function encodeFilter(filter, where) {

@@ -1,5 +1,7 @@
 #include "native_store.hpp"
 
+#include <simdjson.h>
+
 #include <factstr/query.hpp>
 #include <mutex>
 #include <string>
@@ -18,7 +20,77 @@ std::string string_argument(const Napi::CallbackInfo& info, std::size_t index, c
     return info[index].As<Napi::String>().Utf8Value();
 }
 
-// The events of append/appendIf: (type, payload) for one event, or a flat array of pairs.
+// A JavaScript string as UTF-8 in a buffer with simdjson's padding, copied once.
+simdjson::padded_string padded_argument(Napi::Env env, Napi::Value value, const char* what) {
+    if (!value.IsString()) throw Napi::TypeError::New(env, std::string(what) + " must be a string");
+    std::size_t length = 0;
+    napi_get_value_string_utf8(env, value, nullptr, 0, &length);
+    simdjson::padded_string text(length);
+    std::size_t written = 0;
+    // napi writes a terminating NUL: room for it is inside the padding.
+    napi_get_value_string_utf8(env, value, text.data(), length + 1, &written);
+    return text;
+}
+
+// Several events: their types and payloads as two JSON arrays (JSON.stringify of each), split
+// here with simdjson's On-Demand parser. Each payload is taken as its JSON text; the store
+// validates it like any other.
+std::vector<factstr::NewEvent> events_from_arrays(Napi::Env env, Napi::Value types_json,
+                                                  Napi::Value payloads_json) {
+    using namespace simdjson;
+    thread_local ondemand::parser parser;
+    auto refuse = [&](const std::string& what) {
+        return Napi::TypeError::New(env, "events: " + what);
+    };
+    std::vector<factstr::NewEvent> events;
+    {
+        const padded_string types = padded_argument(env, types_json, "event types");
+        ondemand::document document;
+        ondemand::array array;
+        if (parser.iterate(types).get(document) || document.get_array().get(array))
+            throw refuse("the event types are not a JSON array");
+        for (auto item : array) {
+            std::string_view type;
+            if (item.get_string().get(type)) throw refuse("an event type is not a string");
+            events.push_back({std::string(type), std::string()});
+        }
+    }
+    const padded_string payloads = padded_argument(env, payloads_json, "payloads");
+    ondemand::document document;
+    ondemand::array array;
+    if (parser.iterate(payloads).get(document) || document.get_array().get(array))
+        throw refuse("the payloads are not a JSON array");
+    std::size_t i = 0;
+    for (auto item : array) {
+        ondemand::value value;
+        ondemand::json_type type;
+        if (item.get(value) || value.type().get(type)) throw refuse("a payload is not valid JSON");
+        if (i == events.size()) throw refuse("more payloads than event types");
+        std::string_view raw;
+        error_code error = SUCCESS;
+        if (type == ondemand::json_type::object) {
+            ondemand::object object;
+            error = value.get_object().get(object);
+            if (!error) error = object.raw_json().get(raw);
+        } else if (type == ondemand::json_type::array) {
+            ondemand::array inner;
+            error = value.get_array().get(inner);
+            if (!error) error = inner.raw_json().get(raw);
+        } else {
+            raw = value.raw_json_token();
+            while (!raw.empty() && (raw.back() == ' ' || raw.back() == '\n' || raw.back() == '\r' ||
+                                    raw.back() == '\t'))
+                raw.remove_suffix(1);
+        }
+        if (error) throw refuse("payload " + std::to_string(i) + " is not valid JSON");
+        events[i++].payload.assign(raw);
+    }
+    if (i != events.size()) throw refuse("fewer payloads than event types");
+    return events;
+}
+
+// The events of append/appendIf: (type, payloadJson) for one event, or
+// ([typesJson, payloadsJson]) for several (see events_from_arrays).
 std::vector<factstr::NewEvent> events_argument(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     std::vector<factstr::NewEvent> events;
@@ -27,22 +99,10 @@ std::vector<factstr::NewEvent> events_argument(const Napi::CallbackInfo& info) {
             {info[0].As<Napi::String>().Utf8Value(), string_argument(info, 1, "payload")});
         return events;
     }
-    if (info.Length() == 0 || !info[0].IsArray())
-        throw Napi::TypeError::New(env, "events must be an array");
-    auto flat = info[0].As<Napi::Array>();
-    const std::uint32_t length = flat.Length();
-    if (length % 2 != 0) throw Napi::TypeError::New(env, "events must come as type/payload pairs");
-    events.reserve(length / 2);
-    for (std::uint32_t i = 0; i < length; i += 2) {
-        Napi::Value type = flat.Get(i);
-        Napi::Value payload = flat.Get(i + 1);
-        if (!type.IsString() || !payload.IsString())
-            throw Napi::TypeError::New(
-                env, "event " + std::to_string(i / 2) + ": event_type and payload must be strings");
-        events.push_back(
-            {type.As<Napi::String>().Utf8Value(), payload.As<Napi::String>().Utf8Value()});
-    }
-    return events;
+    if (info.Length() == 0 || !info[0].IsArray() || info[0].As<Napi::Array>().Length() != 2)
+        throw Napi::TypeError::New(env, "events must be [typesJson, payloadsJson]");
+    auto pair = info[0].As<Napi::Array>();
+    return events_from_arrays(env, pair.Get(0u), pair.Get(1u));
 }
 
 std::optional<factstr::EventQuery> query_argument(const Napi::CallbackInfo& info,

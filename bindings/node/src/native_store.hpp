@@ -25,8 +25,8 @@ class NativeStore : public Napi::ObjectWrap<NativeStore> {
     ~NativeStore() override;
 
   private:
-    // append(eventType, payloadJson) or append([type0, payload0, type1, payload1, ...]):
-    // slots = [first, last, count].
+    // append(eventType, payloadJson) or append([typesJson, payloadsJson]) (two JSON arrays,
+    // one element per event): slots = [first, last, count].
     Napi::Value append(const Napi::CallbackInfo& info);
     // appendIf(events (as for append), payloadJsonOrUndefined, queryJson, expected?):
     // true = committed, slots = [first, last, count]; false = conflict,

@@ -42,6 +42,24 @@ forEachBackend((backend) => {
     assert.equal(store.append([event('a', {})]).first_sequence_number, 1n);
   });
 
+  test('a batch stores what JSON.stringify makes of each payload, toJSON included, and event types as given', () => {
+    const store = backend.open();
+    const when = new Date(Date.UTC(2026, 10, 24, 5, 0, 0));
+    const custom = { toJSON: () => ({ replaced: true }) };
+    const types = ['with "quotes"', 'grüße 🚀', 'back\\slash', 'tab\tand\nnewline'];
+    store.append([event(types[0], when), event(types[1], custom), event(types[2], { n: 1 }), event(types[3], [when])]);
+    const records = store.query({}).event_records;
+    assert.deepEqual(records.map((r) => r.event_type), types);
+    assert.deepEqual(records.map((r) => r.payload), [when.toJSON(), { replaced: true }, { n: 1 }, [when.toJSON()]]);
+    // A toJSON that gives nothing is not JSON: the event is named, nothing is written.
+    assert.throws(() => store.append([event('ok', {}), event('bad', { toJSON: () => undefined })]), (error) => {
+      assert.ok(error instanceof TypeError);
+      assert.match(error.message, /events\[1\]\.payload is not JSON-serializable/);
+      return true;
+    });
+    assert.equal(store.query({}).event_records.length, 4);
+  });
+
   test('malformed events are TypeErrors and write nothing', () => {
     const store = backend.open();
     const cases = [
