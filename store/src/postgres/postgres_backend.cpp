@@ -33,6 +33,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <set>
+#include <thread>
 #include <type_traits>
 
 #include "../group_commit.hpp"
@@ -326,6 +327,11 @@ class PostgresBackend final : public Backend {
                 analyzed_head_.store(static_cast<SequenceNumber>(get_int(r.get(), 0, 0)));
             return 0;
         });
+    }
+
+    ~PostgresBackend() override {
+        std::lock_guard lock(analyzer_mutex_);
+        if (analyzer_.joinable()) analyzer_.join();
     }
 
     std::string describe() const override { return info_.description(); }
@@ -726,20 +732,28 @@ class PostgresBackend final : public Backend {
     // reads contexts through the event-type index, checking the payload of every fact of that
     // type. So the log's statistics are refreshed each time it has doubled since the last
     // ANALYZE this store knows of (from 1000 facts on: about 10 times on the way to a million).
-    // It runs after the leader's group is committed and its waiters released, on a pooled
-    // connection: only the append that crossed the doubling waits for it.
+    // It runs on a thread of its own, on a pooled connection, one at a time: ANALYZE of a
+    // million facts takes about a second, which no append should wait for (closing the store
+    // waits for one that is running).
     void refresh_statistics(SequenceNumber head) {
         SequenceNumber analyzed = analyzed_head_.load();
         if (head < 1000 || head < 2 * analyzed) return;
+        std::lock_guard lock(analyzer_mutex_);
+        if (analyzing_.load()) return;  // a later append starts the next one
         if (!analyzed_head_.compare_exchange_strong(analyzed, head)) return;
-        try {
-            with_connection([&](Connection& c) {
-                c.exec("ANALYZE facts", "refreshing the planner's statistics");
-                return 0;
-            });
-        } catch (const std::exception&) {
-            // Only a plan is at stake; autovacuum analyzes the table eventually.
-        }
+        if (analyzer_.joinable()) analyzer_.join();  // finished: analyzing_ is false
+        analyzing_.store(true);
+        analyzer_ = std::thread([this] {
+            try {
+                with_connection([&](Connection& c) {
+                    c.exec("ANALYZE facts", "refreshing the planner's statistics");
+                    return 0;
+                });
+            } catch (const std::exception&) {
+                // Only a plan is at stake; autovacuum analyzes the table eventually.
+            }
+            analyzing_.store(false);
+        });
     }
 
     // ---- writing -------------------------------------------------------------------------
@@ -951,6 +965,10 @@ class PostgresBackend final : public Backend {
     std::mutex poll_mutex_;
     std::unique_ptr<Connection> listener_;
     std::chrono::steady_clock::time_point last_poll_head_{};
+
+    std::mutex analyzer_mutex_;
+    std::atomic<bool> analyzing_{false};
+    std::thread analyzer_;  // joined by the destructor, before the pool it uses goes
 };
 
 bool valid_database_name(std::string_view name) {
