@@ -414,6 +414,17 @@ std::thread writing(Outcome& outcome, std::function<void()> write) {
     });
 }
 
+// A plpgsql trigger `name` on facts: `trigger` is what follows CREATE, with {} for the name
+// (e.g. "TRIGGER {} BEFORE INSERT ON facts"); `body` is the function's body.
+void add_trigger(Raw& db, const std::string& name, const std::string& trigger,
+                 const std::string& body) {
+    db.run("CREATE FUNCTION " + name + "() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN " + body +
+           " END $$");
+    std::string create = trigger;
+    create.replace(create.find("{}"), 2, name);
+    db.run("CREATE " + create + " FOR EACH ROW EXECUTE FUNCTION " + name + "()");
+}
+
 // The one backend of `db`'s database sleeping in pg_sleep (a test trigger holding a writer
 // there): its pid and the statement it runs.
 std::pair<std::string, std::string> sleeping_backend(Raw& db) {
@@ -445,13 +456,9 @@ TEST_CASE(
     Raw db(name);
     // A deferred constraint trigger runs at COMMIT: facts of type "slow" hold the commit
     // there, after the client sent it and before the server answers.
-    db.run(
-        "CREATE FUNCTION factstr_test_slow_commit() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$ BEGIN IF NEW.event_type = 'slow' THEN PERFORM pg_sleep(60); END IF; RETURN NULL; END "
-        "$$");
-    db.run(
-        "CREATE CONSTRAINT TRIGGER factstr_test_slow_commit AFTER INSERT ON facts"
-        " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION factstr_test_slow_commit()");
+    add_trigger(db, "factstr_test_slow_commit",
+                "CONSTRAINT TRIGGER {} AFTER INSERT ON facts DEFERRABLE INITIALLY DEFERRED",
+                "IF NEW.event_type = 'slow' THEN PERFORM pg_sleep(60); END IF; RETURN NULL;");
 
     for (const bool conditional : {false, true}) {
         INFO((conditional ? "append_if" : "append"));
@@ -501,13 +508,9 @@ TEST_CASE(
     // INSERT, COMMIT], before the COMMIT; the retry finds the flag spent and goes through.
     db.run("CREATE TABLE factstr_test_flag (armed boolean NOT NULL)");
     db.run("INSERT INTO factstr_test_flag VALUES (true)");
-    db.run(
-        "CREATE FUNCTION factstr_test_slow_insert() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$ BEGIN IF NEW.event_type = 'slow' AND (SELECT armed FROM factstr_test_flag) THEN "
-        "PERFORM pg_sleep(60); END IF; RETURN NEW; END $$");
-    db.run(
-        "CREATE TRIGGER factstr_test_slow_insert BEFORE INSERT ON facts"
-        " FOR EACH ROW EXECUTE FUNCTION factstr_test_slow_insert()");
+    add_trigger(db, "factstr_test_slow_insert", "TRIGGER {} BEFORE INSERT ON facts",
+                "IF NEW.event_type = 'slow' AND (SELECT armed FROM factstr_test_flag) THEN "
+                "PERFORM pg_sleep(60); END IF; RETURN NEW;");
 
     for (const bool conditional : {false, true}) {
         INFO((conditional ? "append_if" : "append"));
@@ -554,13 +557,9 @@ TEST_CASE(
     Store store = bootstrap(postgres_server_url(), name);
     (void)store.append({event("before")});
     Raw db(name);
-    db.run(
-        "CREATE FUNCTION factstr_test_refuse() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$ BEGIN IF NEW.event_type = 'refused' THEN RAISE EXCEPTION 'refused by a trigger'; "
-        "END IF; RETURN NEW; END $$");
-    db.run(
-        "CREATE TRIGGER factstr_test_refuse BEFORE INSERT ON facts"
-        " FOR EACH ROW EXECUTE FUNCTION factstr_test_refuse()");
+    add_trigger(db, "factstr_test_refuse", "TRIGGER {} BEFORE INSERT ON facts",
+                "IF NEW.event_type = 'refused' THEN RAISE EXCEPTION 'refused by a trigger'; "
+                "END IF; RETURN NEW;");
     for (const bool conditional : {false, true}) {
         INFO((conditional ? "append_if" : "append"));
         const SequenceNumber head = store.head();
