@@ -15,7 +15,7 @@ namespace {
 constexpr const char* kFooter = R"(Store URLs:
   memory:                  a store that lives as long as this process
   sqlite:PATH              an SQLite file (created when missing), e.g. sqlite:./facts.db
-                           options: ?sync=full|normal&busy_timeout_ms=N&poll_ms=N
+                           options: ?sync=full|normal&busy_timeout_ms=N&poll_ms=N&index_batch=N
   postgres://…             PostgreSQL, e.g. postgres://user@host:5432/db (any libpq connection string)
   Taken from --store, else $FACTSTR_STORE, else sqlite:./facts.db.
 

@@ -88,10 +88,13 @@ SqliteOptions parse_sqlite_url(std::string_view url) {
             options.busy_timeout_ms = parse_int_option(url, name, value);
         } else if (name == "poll_ms") {
             options.poll_interval_ms = std::max(1, parse_int_option(url, name, value));
+        } else if (name == "index_batch") {
+            options.index_batch = std::max(1, parse_int_option(url, name, value));
         } else {
             throw InvalidInput(ErrorCode::invalid_argument,
                                "store URL '" + std::string(url) + "': unknown option '" +
-                                   std::string(name) + "' (known: sync, busy_timeout_ms, poll_ms)");
+                                   std::string(name) +
+                                   "' (known: sync, busy_timeout_ms, poll_ms, index_batch)");
         }
     }
     return options;

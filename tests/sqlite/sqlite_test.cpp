@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <factstr/json.hpp>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -12,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "../support/contend.hpp"
 #include "../support/helpers.hpp"
 #include "../support/process.hpp"
 
@@ -139,16 +141,204 @@ TEST_CASE("a factstr file of a newer schema version is refused", "[sqlite]") {
     TempDir dir;
     const std::string path = dir.file("facts.db");
     { (void)open("sqlite:" + path).append({event("a")}); }
-    raw_exec(path, "UPDATE factstr_meta SET value = '2' WHERE key = 'schema_version'");
+    raw_exec(path, "UPDATE factstr_meta SET value = '3' WHERE key = 'schema_version'");
+    const std::string before = read_file(path);
     try {
         open("sqlite:" + path);
         FAIL("expected a refusal");
     } catch (const StoreError& e) {
         CHECK(e.code() == ErrorCode::schema_mismatch);
-        CHECK_THAT(e.what(), Catch::Contains("schema version 2"));
+        CHECK_THAT(e.what(), Catch::Contains("schema version 3") &&
+                                 Catch::Contains("reads versions 1 and 2"));
     }
-    raw_exec(path, "UPDATE factstr_meta SET value = '1' WHERE key = 'schema_version'");
+    CHECK(read_file(path) == before);
+    raw_exec(path, "UPDATE factstr_meta SET value = '2' WHERE key = 'schema_version'");
     CHECK(open("sqlite:" + path).head() == 1);
+}
+
+namespace {
+
+// Schema version 1 as factstr-cpp wrote it before payload_postings: payload_keys held one
+// row per top-level payload scalar per fact.
+constexpr const char* kVersion1Schema = R"sql(
+CREATE TABLE factstr_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE event_types (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE facts (
+  sequence_number INTEGER PRIMARY KEY,
+  occurred_at INTEGER NOT NULL,
+  type_id INTEGER NOT NULL,
+  payload TEXT NOT NULL,
+  batch_last INTEGER NOT NULL
+);
+CREATE INDEX facts_by_type ON facts (type_id, sequence_number);
+CREATE TABLE payload_keys (
+  key_hash INTEGER NOT NULL,
+  sequence_number INTEGER NOT NULL,
+  PRIMARY KEY (key_hash, sequence_number)
+) WITHOUT ROWID;
+CREATE TABLE index_state (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  keys_indexed_through INTEGER NOT NULL
+);
+INSERT INTO index_state (id, keys_indexed_through) VALUES (1, 0);
+CREATE TABLE durable_streams (
+  name TEXT PRIMARY KEY,
+  position INTEGER NOT NULL,
+  query_json TEXT NOT NULL,
+  updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO factstr_meta (key, value) VALUES ('format', 'factstr'), ('schema_version', '1');
+)sql";
+
+std::string account_payload(int account, int i) {
+    return R"({"account":"a)" + std::to_string(account) + R"(","currency":"EUR","i":)" +
+           std::to_string(i) + (i % 997 == 0 ? R"(,"rare":true})" : "}");
+}
+
+// The sequence numbers of `store`'s facts matching `query` read after each of several
+// cursors, against the ascending `expected`, with the version the query reports.
+void check_reads(const Store& store, EventQuery query, const Seqs& expected) {
+    const SequenceNumber head = store.head();
+    for (SequenceNumber cursor : {SequenceNumber{0}, SequenceNumber{1}, head / 3, head / 2,
+                                  head - std::min<SequenceNumber>(head, 5), head}) {
+        query.min_sequence_number = cursor;
+        Seqs want;
+        for (SequenceNumber s : expected)
+            if (s > cursor) want.push_back(s);
+        INFO("query " << to_json(query));
+        QueryResult result = store.query(query);
+        CHECK(sequence_numbers(result.event_records) == want);
+        if (expected.empty())
+            CHECK(!result.current_context_version);
+        else
+            CHECK(result.current_context_version == expected.back());
+    }
+}
+
+}  // namespace
+
+TEST_CASE("a version 1 file is converted on first open and reads the same", "[sqlite]") {
+    TempDir dir;
+    const std::string path = dir.file("v1.db");
+    // A version 1 file: 3000 facts over 7 accounts, the first 2000 in payload_keys (folded),
+    // the rest after keys_indexed_through (the tail every process rebuilds).
+    std::string sql = kVersion1Schema;
+    sql += "INSERT INTO event_types (id, name) VALUES (1, 'deposited');";
+    std::map<int, Seqs> by_account;
+    Seqs rare;
+    for (int i = 1; i <= 3000; ++i) {
+        const int account = i % 7;
+        const std::string payload = account_payload(account, i);
+        by_account[account].push_back(static_cast<SequenceNumber>(i));
+        if (i % 997 == 0) rare.push_back(static_cast<SequenceNumber>(i));
+        sql += "INSERT INTO facts VALUES (" + std::to_string(i) + ", 1764000000000000, 1, '" +
+               payload + "', " + std::to_string(i) + ");";
+        if (i <= 2000)
+            for (std::uint64_t key : json::index_keys_of(payload))
+                sql += "INSERT INTO payload_keys VALUES (" +
+                       std::to_string(static_cast<std::int64_t>(key)) + ", " + std::to_string(i) +
+                       ");";
+    }
+    sql += "UPDATE index_state SET keys_indexed_through = 2000;";
+    raw_exec(path, "BEGIN;" + sql + "COMMIT;");
+
+    Store store = open("sqlite:" + path);
+    CHECK(raw_rows(path, "SELECT value = '2' FROM factstr_meta WHERE key = 'schema_version'") ==
+          std::vector<std::vector<std::int64_t>>{{1}});
+    CHECK(raw_rows(path, "SELECT count(*) FROM sqlite_schema WHERE name = 'payload_keys'") ==
+          std::vector<std::vector<std::int64_t>>{{0}});
+    // Every (key, fact) pair of payload_keys is in a posting row: 2000 facts x 3 or 4 keys.
+    CHECK(raw_rows(path, "SELECT sum(entries) FROM payload_postings") ==
+          std::vector<std::vector<std::int64_t>>{{2000 * 3 + 2}});
+    for (const auto& [account, expected] : by_account)
+        check_reads(store, account_query("a" + std::to_string(account)), expected);
+    check_reads(store, query_of({predicates({R"({"rare":true})"})}), rare);
+    // Appends and folds continue on the converted file.
+    (void)store.append({event("deposited", account_payload(3, 3001))});
+    by_account[3].push_back(3001);
+    check_reads(store, account_query("a3"), by_account[3]);
+}
+
+TEST_CASE("the payload key index answers across folds, full posting rows and the tail",
+          "[sqlite]") {
+    TempDir dir;
+    const std::string path = dir.file("folded.db");
+    // Folds every 1000 facts: 12 folds, a dense key ("currency", every fact) whose posting
+    // rows fill up and roll over, sparse keys (50 accounts), a rare one, and a tail of 345.
+    Store store = open("sqlite:" + path + "?index_batch=1000");
+    std::map<int, Seqs> by_account;
+    Seqs all, rare, withdrawn_a7;
+    std::mt19937 random(7);
+    int i = 0;
+    while (i < 12345) {
+        std::vector<NewEvent> batch;
+        const int n = std::min(1 + static_cast<int>(random() % 40), 12345 - i);
+        for (int j = 0; j < n; ++j) {
+            ++i;
+            const int account = static_cast<int>(random() % 50);
+            const std::string type = i % 5 == 0 ? "withdrawn" : "deposited";
+            batch.push_back(event(type, account_payload(account, i)));
+            by_account[account].push_back(static_cast<SequenceNumber>(i));
+            all.push_back(static_cast<SequenceNumber>(i));
+            if (i % 997 == 0) rare.push_back(static_cast<SequenceNumber>(i));
+            if (account == 7 && type == "withdrawn")
+                withdrawn_a7.push_back(static_cast<SequenceNumber>(i));
+        }
+        (void)store.append(std::move(batch));
+    }
+    const auto indexed = raw_rows(path, "SELECT keys_indexed_through FROM index_state")[0][0];
+    CHECK(indexed >= 12000);
+    CHECK(indexed < 12345);
+    // Every (key, fact) pair up to keys_indexed_through is in a posting row.
+    const auto rare_indexed = std::count_if(rare.begin(), rare.end(), [&](SequenceNumber s) {
+        return static_cast<std::int64_t>(s) <= indexed;
+    });
+    CHECK(raw_rows(path, "SELECT sum(entries) FROM payload_postings")[0][0] ==
+          indexed * 3 + rare_indexed);
+    CHECK(raw_rows(path, "SELECT max(length(sequences)) <= 960 FROM payload_postings")[0][0] == 1);
+    auto rows_of = [&](const std::string& predicate) {
+        const auto key = static_cast<std::int64_t>(json::index_keys_of(predicate).at(0));
+        return raw_rows(path,
+                        "SELECT count(*), sum(entries) FROM payload_postings WHERE key_hash = " +
+                            std::to_string(key))[0];
+    };
+    // The dense key: one byte per fact, so full rows of 960 entries, rolled over.
+    const auto dense = rows_of(R"({"currency":"EUR"})");
+    CHECK(dense[1] == indexed);
+    CHECK(dense[0] >= indexed / 960);
+    CHECK(dense[0] <= indexed / 950 + 1);
+    // A sparse key: its facts of all 12 folds in the one row each fold extended.
+    const auto sparse = rows_of(R"({"account":"a7"})");
+    CHECK(sparse[0] == 1);
+    CHECK(sparse[1] > 150);
+
+    for (int account : {0, 7, 49})
+        check_reads(store, account_query("a" + std::to_string(account)), by_account[account]);
+    check_reads(store, query_of({predicates({R"({"currency":"EUR"})"})}), all);
+    check_reads(store, query_of({predicates({R"({"rare":true})"})}), rare);
+    check_reads(store,
+                query_of({EventFilter{std::vector<std::string>{"withdrawn"},
+                                      std::vector<std::string>{R"({"account":"a7"})"}}}),
+                withdrawn_a7);
+    check_reads(store, query_of({predicates({R"({"account":"a50"})"})}), Seqs{});
+
+    // A second Store object (its own tail, built from the file) reads the same.
+    Store other = open("sqlite:" + path + "?index_batch=1000");
+    check_reads(other, account_query("a7"), by_account[7]);
+
+    // append_if sees the newest matching fact wherever it is: folded (a rare key), in the tail.
+    auto rare_query = query_of({predicates({R"({"rare":true})"})});
+    auto stale = other.append_if({event("deposited", R"({"rare":true})")}, rare_query,
+                                 rare[rare.size() - 2]);
+    REQUIRE(stale.conflict());
+    CHECK(stale.conflict()->actual_context_version == rare.back());
+    auto fresh = other.append_if({event("deposited", R"({"rare":true})")}, rare_query, rare.back());
+    REQUIRE(fresh.append_result());
+    auto tail_query = account_query("a7");
+    auto conflict = store.append_if({event("deposited", account_payload(7, 0))}, tail_query,
+                                    by_account[7][by_account[7].size() - 2]);
+    REQUIRE(conflict.conflict());
+    CHECK(conflict.conflict()->actual_context_version == by_account[7].back());
 }
 
 TEST_CASE("a corrupt factstr file gives a corrupt_database error", "[sqlite]") {
@@ -200,8 +390,9 @@ TEST_CASE(
     const int rounds = 150;
     std::vector<std::unique_ptr<ChildProcess>> children;
     for (int id = 0; id < 2; ++id)
-        children.push_back(std::make_unique<ChildProcess>(std::vector<std::string>{
-            FACTSTR_WORKER_PATH, "contend", path, std::to_string(rounds), std::to_string(id)}));
+        children.push_back(std::make_unique<ChildProcess>(
+            std::vector<std::string>{FACTSTR_WORKER_PATH, "contend", path + "?index_batch=16",
+                                     std::to_string(rounds), std::to_string(id)}));
     std::vector<std::string> lines;
     for (auto& child : children) {
         auto out = child->read_lines();
@@ -292,7 +483,9 @@ TEST_CASE(
     const int kills = 25;
     for (int round = 0; round < kills; ++round) {
         {
-            ChildProcess worker({FACTSTR_WORKER_PATH, "crash", path, handled, acked});
+            // Folds every 64 facts, so that kills also land inside folds.
+            ChildProcess worker(
+                {FACTSTR_WORKER_PATH, "crash", path + "?index_batch=64", handled, acked});
             std::this_thread::sleep_for(std::chrono::milliseconds(30 + random() % 150));
             worker.kill(SIGKILL);
             CHECK(worker.wait() == 128 + SIGKILL);
@@ -334,6 +527,21 @@ TEST_CASE(
     }
     auto facts = raw_rows(path, "SELECT count(*) FROM facts");
     CHECK(facts[0][0] > 0);
+    // The key index, folded and killed mid-fold, still finds exactly each account's facts.
+    CHECK(raw_rows(path, "SELECT keys_indexed_through > 0 FROM index_state")[0][0] == 1);
+    Store store = open("sqlite:" + path);
+    for (int account = 0; account < 5; ++account) {
+        const std::string name = "c" + std::to_string(account);
+        Seqs expected;
+        for (const auto& row :
+             raw_rows(path,
+                      "SELECT sequence_number FROM facts WHERE json_extract(payload, "
+                      "'$.account') = '" +
+                          name + "' ORDER BY sequence_number"))
+            expected.push_back(static_cast<SequenceNumber>(row[0]));
+        INFO("account " << name);
+        CHECK(sequence_numbers(store.query(account_query(name)).event_records) == expected);
+    }
 }
 
 TEST_CASE("an unknown URL scheme is refused without echoing a password", "[sqlite]") {

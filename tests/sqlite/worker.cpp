@@ -1,4 +1,5 @@
 // A child process for the SQLite multi-process and crash tests. Modes:
+//   (PATH may end in URL options, e.g. facts.db?index_batch=16)
 //   contend PATH N ID        N rounds of query + append_if on three shared accounts; prints
 //                            "ok FIRST LAST ACCOUNT EXPECTED" or "conflict ACCOUNT EXPECTED ACTUAL"
 //   tail PATH N              live stream_all; prints "ready", then one sequence number per

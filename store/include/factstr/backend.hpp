@@ -141,10 +141,13 @@ struct SqliteOptions {
     int busy_timeout_ms = 60000;
     // How often streams look for commits made by other processes.
     int poll_interval_ms = 5;
+    // How many new facts each process keeps in its in-memory key map before a writer folds
+    // them into the file's payload key index (memory per process vs. work per fold).
+    int index_batch = 16384;
 };
 
-// Parses "sqlite:PATH[?sync=full|normal&busy_timeout_ms=N&poll_ms=N]"; "sqlite://PATH" works
-// too. Throws InvalidInput naming the unknown or malformed option.
+// Parses "sqlite:PATH[?sync=full|normal&busy_timeout_ms=N&poll_ms=N&index_batch=N]";
+// "sqlite://PATH" works too. Throws InvalidInput naming the unknown or malformed option.
 SqliteOptions parse_sqlite_url(std::string_view url);
 // Opens (creating when missing) a factstr SQLite file. Throws StoreError(schema_mismatch)
 // for a file that is not ours or of another schema version, without modifying it.

@@ -1,16 +1,23 @@
 // The SQLite backend: the embedded, persistent default.
 //
-// Schema (version 1): facts(sequence_number INTEGER PRIMARY KEY, …, batch_last) keeps every
+// Schema (version 2): facts(sequence_number INTEGER PRIMARY KEY, …, batch_last) keeps every
 // fact with the last sequence number of the append it came in (the batch boundary);
-// event_types interns type names; payload_keys(key_hash, sequence_number) indexes every
-// top-level scalar of every payload; durable_streams keeps cursors.
+// event_types interns type names; payload_postings indexes every top-level scalar of every
+// payload; durable_streams keeps cursors.
 //
 // The payload key index is written in bulk, not per append: a random secondary-index insert
-// per key would dirty a page per key and multiply what every commit writes. payload_keys
-// covers the facts up to index_state.keys_indexed_through; each process keeps the facts
-// after that (the tail, at most a few thousand) in an in-memory key map built from the log,
-// and a writer folds the tail into payload_keys, sorted, once it holds kIndexBatch facts.
-// A lookup is the union of both, so it still costs about the number of matching facts.
+// per key would dirty a page per key and multiply what every commit writes. The index covers
+// the facts up to index_state.keys_indexed_through; each process keeps the facts after that
+// (the tail, index_batch facts at most) in an in-memory key map built from the log, and a
+// writer folds the tail into the index once it holds index_batch facts. A lookup is the
+// union of both, so it still costs about the number of matching facts.
+//
+// The index is a posting list per key: payload_postings(key_hash, last_sequence, entries,
+// sequences) rows hold a key's ascending sequence numbers as LEB128 deltas, at most
+// kPostingBytes per row (so a row stays on its B-tree page). A fold extends each key's newest
+// row and starts a new one when it is full: one row written per key per fold, where version 1
+// (payload_keys, one row per key per fact) wrote ~4 per fact. Version 1 files are converted
+// when they are first opened.
 //
 // Writes go through one writer connection. Appends issued concurrently by threads of this
 // process are queued and committed together in one transaction (group commit: one fsync),
@@ -36,7 +43,13 @@ namespace factstr {
 namespace sqlite {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
+
+// The posting list table: in the schema, and added by the version 1 conversion.
+#define POSTINGS_TABLE                                                                          \
+    "CREATE TABLE payload_postings (key_hash INTEGER NOT NULL, last_sequence INTEGER NOT NULL," \
+    " entries INTEGER NOT NULL, sequences BLOB NOT NULL,"                                       \
+    " PRIMARY KEY (key_hash, last_sequence)) WITHOUT ROWID;"
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE factstr_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -49,11 +62,7 @@ CREATE TABLE facts (
   batch_last INTEGER NOT NULL
 );
 CREATE INDEX facts_by_type ON facts (type_id, sequence_number);
-CREATE TABLE payload_keys (
-  key_hash INTEGER NOT NULL,
-  sequence_number INTEGER NOT NULL,
-  PRIMARY KEY (key_hash, sequence_number)
-) WITHOUT ROWID;
+)sql" POSTINGS_TABLE R"sql(
 CREATE TABLE index_state (
   id INTEGER PRIMARY KEY CHECK (id = 1),
   keys_indexed_through INTEGER NOT NULL
@@ -65,8 +74,16 @@ CREATE TABLE durable_streams (
   query_json TEXT NOT NULL,
   updated_at INTEGER NOT NULL
 ) WITHOUT ROWID;
-INSERT INTO factstr_meta (key, value) VALUES ('format', 'factstr'), ('schema_version', '1');
+INSERT INTO factstr_meta (key, value) VALUES ('format', 'factstr'), ('schema_version', '2');
 )sql";
+
+// Version 1 -> 2: payload_keys (one row per key per fact) becomes payload_postings.
+constexpr const char* kPostingsTable = POSTINGS_TABLE;
+#undef POSTINGS_TABLE
+constexpr const char* kVersion1Keys =
+    "SELECT key_hash, sequence_number FROM payload_keys ORDER BY key_hash, sequence_number";
+constexpr const char* kFinishVersion2 =
+    "DROP TABLE payload_keys; UPDATE factstr_meta SET value = '2' WHERE key = 'schema_version'";
 
 #define FACT_COLUMNS "sequence_number, occurred_at, type_id, payload, batch_last"
 constexpr const char* kBegin = "BEGIN";
@@ -91,23 +108,32 @@ constexpr const char* kTypeDesc =
     "SELECT " FACT_COLUMNS
     " FROM facts WHERE type_id = ?3 AND sequence_number > ?1 AND sequence_number <= ?2"
     " ORDER BY sequence_number DESC";
-constexpr const char* kKeyAsc =
-    "SELECT f.sequence_number, f.occurred_at, f.type_id, f.payload, f.batch_last"
-    " FROM payload_keys k JOIN facts f ON f.sequence_number = k.sequence_number"
-    " WHERE k.key_hash = ?3 AND k.sequence_number > ?1 AND k.sequence_number <= ?2"
-    " ORDER BY k.sequence_number";
-constexpr const char* kKeyDesc =
-    "SELECT f.sequence_number, f.occurred_at, f.type_id, f.payload, f.batch_last"
-    " FROM payload_keys k JOIN facts f ON f.sequence_number = k.sequence_number"
-    " WHERE k.key_hash = ?3 AND k.sequence_number > ?1 AND k.sequence_number <= ?2"
-    " ORDER BY k.sequence_number DESC";
-constexpr const char* kKeyProbe =
-    "SELECT count(*) FROM (SELECT 1 FROM payload_keys WHERE key_hash = ?1 LIMIT 512)";
+// A key's posting rows that may hold sequence numbers in (?2, ?3]: ascending, a reader stops
+// at the first number above ?3; descending, they start at the row that covers ?3.
+constexpr const char* kPostingsAsc =
+    "SELECT sequences FROM payload_postings WHERE key_hash = ?1 AND last_sequence > ?2"
+    " ORDER BY last_sequence";
+constexpr const char* kPostingsDesc =
+    "SELECT sequences FROM payload_postings WHERE key_hash = ?1 AND last_sequence > ?2"
+    " AND last_sequence <= coalesce((SELECT min(last_sequence) FROM payload_postings"
+    " WHERE key_hash = ?1 AND last_sequence >= ?3), ?3)"
+    " ORDER BY last_sequence DESC";
+// How common a key is, roughly (its newest rows' entries; enough to pick the rarest key).
+constexpr const char* kPostingProbe =
+    "SELECT coalesce(sum(entries), 0) FROM (SELECT entries FROM payload_postings"
+    " WHERE key_hash = ?1 ORDER BY last_sequence DESC LIMIT 8)";
+constexpr const char* kNewestPosting =
+    "SELECT last_sequence, entries, sequences FROM payload_postings WHERE key_hash = ?1"
+    " ORDER BY last_sequence DESC LIMIT 1";
+constexpr const char* kExtendPosting =
+    "UPDATE payload_postings SET last_sequence = ?3, entries = ?4, sequences = ?5"
+    " WHERE key_hash = ?1 AND last_sequence = ?2";
+constexpr const char* kInsertPosting =
+    "INSERT INTO payload_postings (key_hash, last_sequence, entries, sequences)"
+    " VALUES (?1, ?2, ?3, ?4)";
 constexpr const char* kBatchLastAt = "SELECT batch_last FROM facts WHERE sequence_number = ?1";
 constexpr const char* kInsertFact =
     "INSERT INTO facts (" FACT_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5)";
-constexpr const char* kInsertKey =
-    "INSERT OR IGNORE INTO payload_keys (key_hash, sequence_number) VALUES (?1, ?2)";
 constexpr const char* kTypeByName = "SELECT id FROM event_types WHERE name = ?1";
 constexpr const char* kTypeById = "SELECT name FROM event_types WHERE id = ?1";
 constexpr const char* kInsertType = "INSERT INTO event_types (name) VALUES (?1)";
@@ -126,9 +152,49 @@ constexpr const char* kPayloadsAsc =
     "SELECT sequence_number, payload FROM facts"
     " WHERE sequence_number > ?1 AND sequence_number <= ?2 ORDER BY sequence_number";
 
-// Facts in the in-memory tail before a writer folds them into payload_keys.
-constexpr SequenceNumber kIndexBatch = 16384;
 #undef FACT_COLUMNS
+
+// The largest encoded posting row: with its key columns it stays under SQLite's largest
+// local payload of an index B-tree cell on a 4 KiB page (1002 bytes), so no overflow pages.
+constexpr std::size_t kPostingBytes = 960;
+
+std::size_t varint_size(std::uint64_t value) {
+    std::size_t size = 1;
+    while (value >= 0x80) {
+        value >>= 7;
+        ++size;
+    }
+    return size;
+}
+
+void append_varint(std::string& out, std::uint64_t value) {
+    while (value >= 0x80) {
+        out += static_cast<char>((value & 0x7f) | 0x80);
+        value >>= 7;
+    }
+    out += static_cast<char>(value);
+}
+
+// Decodes a posting row: its ascending sequence numbers, appended to `out`.
+bool decode_postings(std::string_view bytes, std::vector<SequenceNumber>& out) {
+    SequenceNumber previous = 0;
+    std::uint64_t value = 0;
+    int shift = 0;
+    for (char c : bytes) {
+        const auto byte = static_cast<unsigned char>(c);
+        if (shift > 63) return false;
+        value |= static_cast<std::uint64_t>(byte & 0x7f) << shift;
+        if (byte & 0x80) {
+            shift += 7;
+            continue;
+        }
+        previous += value;
+        out.push_back(previous);
+        value = 0;
+        shift = 0;
+    }
+    return shift == 0;
+}
 
 std::int64_t now_micros() {
     return std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now())
@@ -336,11 +402,15 @@ class SqliteBackend final : public Backend {
                                  "it was left untouched");
     }
 
+    // Creates the schema in an empty file and converts a version 1 file, each in one write
+    // transaction (another process may be doing the same: the second finds it done).
     void ensure_schema(Connection& db) {
-        if (validate_existing(db)) return;
+        if (validate_existing(db) == kSchemaVersion) return;
         db.exec("BEGIN IMMEDIATE");
         try {
-            if (!validate_existing(db)) db.exec(kSchema);
+            const int version = validate_existing(db);
+            if (version == 0) db.exec(kSchema);
+            if (version == 1) convert_version_1(db);
             db.exec("COMMIT");
         } catch (...) {
             sqlite3_exec(db.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
@@ -348,9 +418,29 @@ class SqliteBackend final : public Backend {
         }
     }
 
-    // True when the file holds a factstr schema of our version; false when it is empty.
-    // Throws for anything else, without changing the file.
-    bool validate_existing(Connection& db) {
+    // payload_keys' rows, read in key order, become posting rows; the rest of the file is
+    // unchanged.
+    void convert_version_1(Connection& db) {
+        db.exec(kPostingsTable);
+        Resetting keys(db.statement(kVersion1Keys));
+        std::int64_t key = 0;
+        std::vector<SequenceNumber> sequences;
+        while (keys->step()) {
+            if (!sequences.empty() && keys->integer(0) != key) {
+                add_postings(db, key, sequences);
+                sequences.clear();
+            }
+            key = keys->integer(0);
+            sequences.push_back(static_cast<SequenceNumber>(keys->integer(1)));
+        }
+        if (!sequences.empty()) add_postings(db, key, sequences);
+        keys->reset();
+        db.exec(kFinishVersion2);
+    }
+
+    // The file's factstr schema version (1 or ours); 0 when the file is empty. Throws for
+    // anything else, without changing the file.
+    int validate_existing(Connection& db) {
         std::vector<std::string> tables;
         {
             Resetting list(
@@ -358,7 +448,7 @@ class SqliteBackend final : public Backend {
             while (list->step())
                 tables.emplace_back(list->text(0));
         }
-        if (tables.empty()) return false;
+        if (tables.empty()) return 0;
         if (std::find(tables.begin(), tables.end(), "factstr_meta") == tables.end()) {
             std::string names;
             for (std::size_t i = 0; i < tables.size() && i < 5; ++i)
@@ -380,12 +470,13 @@ class SqliteBackend final : public Backend {
             throw StoreError(ErrorCode::schema_mismatch, "sqlite:" + options_.path +
                                                              " is not a factstr store (format '" +
                                                              format + "'); it was left untouched");
+        if (version == "1") return 1;
         if (version != std::to_string(kSchemaVersion))
             throw StoreError(ErrorCode::schema_mismatch,
                              "sqlite:" + options_.path + " has factstr schema version " + version +
-                                 ", this build reads version " + std::to_string(kSchemaVersion) +
-                                 "; it was left untouched");
-        return true;
+                                 ", this build reads versions 1 and " +
+                                 std::to_string(kSchemaVersion) + "; it was left untouched");
+        return kSchemaVersion;
     }
 
     // ---- reading -------------------------------------------------------------------------
@@ -553,7 +644,7 @@ class SqliteBackend final : public Backend {
         std::int64_t best = static_cast<std::int64_t>(keys[0]);
         std::int64_t best_count = -1;
         for (std::uint64_t key : keys) {
-            Resetting probe(db.statement(kKeyProbe));
+            Resetting probe(db.statement(kPostingProbe));
             probe->bind(1, static_cast<std::int64_t>(key));
             probe->step();
             const std::int64_t count = probe->integer(0);
@@ -570,11 +661,40 @@ class SqliteBackend final : public Backend {
             case Leaf::Kind::scan:
                 return db.statement(descending ? kScanDesc : kScanAsc);
             case Leaf::Kind::type:
+            case Leaf::Kind::key:  // keys are read by for_each_indexed
                 return db.statement(descending ? kTypeDesc : kTypeAsc);
-            case Leaf::Kind::key:
-                return db.statement(descending ? kKeyDesc : kKeyAsc);
         }
         return db.statement(kScanAsc);
+    }
+
+    // Calls fn(sequence_number) for the facts in (low, high] that the payload key index
+    // lists under `key`, ascending or descending, until fn returns false.
+    template <class Fn>
+    void for_each_indexed(Connection& db, std::int64_t key, SequenceNumber low, SequenceNumber high,
+                          bool descending, Fn&& fn) {
+        if (low >= high) return;
+        std::vector<SequenceNumber> sequences;
+        Resetting rows(db.statement(descending ? kPostingsDesc : kPostingsAsc));
+        rows->bind(1, key).bind(2, static_cast<std::int64_t>(low));
+        if (descending) rows->bind(3, static_cast<std::int64_t>(high));
+        while (rows->step()) {
+            sequences.clear();
+            if (!decode_postings(rows->blob(0), sequences))
+                throw StoreError(ErrorCode::corrupt_database,
+                                 describe() + ": a payload_postings row of key " +
+                                     std::to_string(key) + " does not decode");
+            if (descending) {
+                for (auto it = sequences.rbegin(); it != sequences.rend(); ++it) {
+                    if (*it > high) continue;
+                    if (*it <= low || !fn(*it)) return;
+                }
+            } else {
+                for (SequenceNumber seq : sequences) {
+                    if (seq <= low) continue;
+                    if (seq > high || !fn(seq)) return;
+                }
+            }
+        }
     }
 
     // Matching facts with after < sequence_number <= end, ascending. `indexed_through` is
@@ -638,7 +758,12 @@ class SqliteBackend final : public Backend {
                 run(leaf, after, end);
                 continue;
             }
-            run(leaf, after, std::min(end, indexed_through));
+            for_each_indexed(db, leaf.value, after, std::min(end, indexed_through), false,
+                             [&](SequenceNumber seq) {
+                                 if (auto row = fact_at(db, seq); row && verify(db, query, *row))
+                                     rows.push_back(std::move(*row));
+                                 return true;
+                             });
             auto recent =
                 recent_candidates(static_cast<std::uint64_t>(leaf.value), indexed_through, end);
             for (SequenceNumber seq : recent.sequence_numbers) {
@@ -708,7 +833,14 @@ class SqliteBackend final : public Backend {
                     break;
                 }
             }
-            run(leaf, 0, std::min(end, indexed_through));
+            for_each_indexed(db, leaf.value, best, std::min(end, indexed_through), true,
+                             [&](SequenceNumber seq) {
+                                 if (auto row = fact_at(db, seq); row && verify(db, query, *row)) {
+                                     best = seq;
+                                     return false;
+                                 }
+                                 return true;
+                             });
         }
         if (best == 0) return std::nullopt;
         return best;
@@ -833,40 +965,46 @@ class SqliteBackend final : public Backend {
         tail_.seen = head;
     }
 
-    // Folds the tail into payload_keys in one transaction, sorted by key, once it is long
-    // enough. Any process may do it; the transaction makes it happen once.
+    // Folds the tail into the payload key index in one transaction once it is long enough.
+    // Any process may do it; the transaction makes it happen once.
     void fold_tail_if_due(Connection& db) {
+        const auto batch = static_cast<SequenceNumber>(options_.index_batch);
         {
             std::lock_guard lock(tail_mutex_);
-            if (tail_.seen - tail_.base < kIndexBatch) return;
+            if (tail_.seen - tail_.base < batch) return;
         }
         db.statement(kBeginImmediate).run();
         try {
             const SequenceNumber from = indexed_through_on(db);
             const SequenceNumber to = head_on(db);
-            if (to - from >= kIndexBatch) {
-                std::vector<std::pair<std::uint64_t, SequenceNumber>> entries;
+            if (to - from >= batch) {
+                std::vector<std::pair<std::int64_t, std::vector<SequenceNumber>>> keys;
                 {
+                    // This process's tail map, when it covers exactly what is folded; else
+                    // the facts, read back.
+                    std::lock_guard lock(tail_mutex_);
+                    if (tail_.base == from && tail_.seen == to)
+                        for (const auto& [key, sequences] : tail_.keys)
+                            keys.emplace_back(static_cast<std::int64_t>(key), sequences);
+                }
+                if (keys.empty()) {
+                    std::unordered_map<std::uint64_t, std::vector<SequenceNumber>> read;
                     Resetting rows(db.statement(kPayloadsAsc));
                     rows->bind(1, static_cast<std::int64_t>(from))
                         .bind(2, static_cast<std::int64_t>(to));
                     while (rows->step()) {
                         const auto seq = static_cast<SequenceNumber>(rows->integer(0));
                         for (std::uint64_t key : json::index_keys_of(rows->text(1)))
-                            entries.emplace_back(key, seq);
+                            read[key].push_back(seq);
                     }
+                    for (auto& [key, sequences] : read)
+                        keys.emplace_back(static_cast<std::int64_t>(key), std::move(sequences));
                 }
-                // Sorted as the index is (by signed key, as SQLite compares integers).
-                std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
-                    return std::pair(static_cast<std::int64_t>(a.first), a.second) <
-                           std::pair(static_cast<std::int64_t>(b.first), b.second);
-                });
-                for (const auto& [key, seq] : entries) {
-                    Resetting index(db.statement(kInsertKey));
-                    index->bind(1, static_cast<std::int64_t>(key))
-                        .bind(2, static_cast<std::int64_t>(seq));
-                    index->run();
-                }
+                // In the index's order (SQLite compares the keys as signed integers).
+                std::sort(keys.begin(), keys.end(),
+                          [](const auto& a, const auto& b) { return a.first < b.first; });
+                for (const auto& [key, sequences] : keys)
+                    add_postings(db, key, sequences);
                 Resetting set(db.statement(kSetIndexedThrough));
                 set->bind(1, static_cast<std::int64_t>(to));
                 set->run();
@@ -875,6 +1013,59 @@ class SqliteBackend final : public Backend {
         } catch (...) {
             sqlite3_exec(db.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
             throw;
+        }
+    }
+
+    // Adds `sequences` (ascending, all above what the index holds for `key`) to the key's
+    // posting rows: the newest row is extended while it has room, then new rows follow.
+    void add_postings(Connection& db, std::int64_t key,
+                      const std::vector<SequenceNumber>& sequences) {
+        std::size_t next = 0;
+        auto fill = [&](std::string& bytes, SequenceNumber& last, std::int64_t& entries) {
+            while (next < sequences.size()) {
+                const SequenceNumber delta = sequences[next] - last;
+                if (entries > 0 && bytes.size() + varint_size(delta) > kPostingBytes) break;
+                append_varint(bytes, delta);
+                last = sequences[next++];
+                ++entries;
+            }
+        };
+        std::string bytes;
+        SequenceNumber last = 0;
+        std::int64_t entries = 0;
+        {
+            Resetting newest(db.statement(kNewestPosting));
+            newest->bind(1, key);
+            if (newest->step()) {
+                last = static_cast<SequenceNumber>(newest->integer(0));
+                entries = newest->integer(1);
+                bytes = newest->blob(2);
+            }
+        }
+        if (entries > 0) {
+            const SequenceNumber was = last;
+            fill(bytes, last, entries);
+            if (last != was) {
+                Resetting extend(db.statement(kExtendPosting));
+                extend->bind(1, key)
+                    .bind(2, static_cast<std::int64_t>(was))
+                    .bind(3, static_cast<std::int64_t>(last))
+                    .bind(4, entries)
+                    .bind_blob(5, bytes);
+                extend->run();
+            }
+        }
+        while (next < sequences.size()) {
+            bytes.clear();
+            last = 0;
+            entries = 0;
+            fill(bytes, last, entries);
+            Resetting insert(db.statement(kInsertPosting));
+            insert->bind(1, key)
+                .bind(2, static_cast<std::int64_t>(last))
+                .bind(3, entries)
+                .bind_blob(4, bytes);
+            insert->run();
         }
     }
 

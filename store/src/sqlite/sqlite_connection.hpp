@@ -41,6 +41,12 @@ class Statement {
               "binding");
         return *this;
     }
+    Statement& bind_blob(int index, std::string_view bytes) {
+        check(sqlite3_bind_blob(stmt_, index, bytes.data(), static_cast<int>(bytes.size()),
+                                SQLITE_STATIC),
+              "binding");
+        return *this;
+    }
     Statement& bind(int index, double value) {
         check(sqlite3_bind_double(stmt_, index, value), "binding");
         return *this;
@@ -71,6 +77,11 @@ class Statement {
     double real(int column) const { return sqlite3_column_double(stmt_, column); }
     std::string_view text(int column) const {
         auto* data = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, column));
+        return {data ? data : "", static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column))};
+    }
+
+    std::string_view blob(int column) const {
+        auto* data = static_cast<const char*>(sqlite3_column_blob(stmt_, column));
         return {data ? data : "", static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column))};
     }
 
