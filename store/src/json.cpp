@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <ctime>
@@ -433,20 +434,51 @@ void append_quoted(std::string& out, std::string_view text) {
     out.push_back('"');
 }
 
-std::string format_rfc3339(Timestamp at) {
-    auto micros = at.time_since_epoch().count();
-    std::time_t seconds = static_cast<std::time_t>(micros / 1000000);
-    long fraction = static_cast<long>(micros % 1000000);
-    if (fraction < 0) {
-        fraction += 1000000;
-        --seconds;
+void append_rfc3339(std::string& out, Timestamp at) {
+    using namespace std::chrono;
+    const auto micros = at.time_since_epoch().count();
+    const auto day = floor<days>(sys_time<microseconds>(microseconds(micros)));
+    const year_month_day date{day};
+    const int year = static_cast<int>(date.year());
+    const auto in_day = micros - duration_cast<microseconds>(day.time_since_epoch()).count();
+    if (year < 0 || year > 9999) {
+        // Outside four-digit years: the C library's spelling (a sign or a fifth digit).
+        std::time_t seconds = static_cast<std::time_t>(micros / 1000000);
+        long fraction = static_cast<long>(micros % 1000000);
+        if (fraction < 0) {
+            fraction += 1000000;
+            --seconds;
+        }
+        std::tm tm{};
+        gmtime_r(&seconds, &tm);
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900,
+                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, fraction);
+        out += buf;
+        return;
     }
-    std::tm tm{};
-    gmtime_r(&seconds, &tm);
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900,
-                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, fraction);
-    return buf;
+    char text[28] = "0000-00-00T00:00:00.000000Z";
+    auto put = [&](int at, int width, long long value) {
+        for (int i = at + width - 1; i >= at; --i) {
+            text[i] = static_cast<char>('0' + value % 10);
+            value /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, static_cast<unsigned>(date.month()));
+    put(8, 2, static_cast<unsigned>(date.day()));
+    const long long seconds = in_day / 1000000;
+    put(11, 2, seconds / 3600);
+    put(14, 2, seconds / 60 % 60);
+    put(17, 2, seconds % 60);
+    put(20, 6, in_day % 1000000);
+    out.append(text, 27);
+}
+
+std::string format_rfc3339(Timestamp at) {
+    std::string out;
+    append_rfc3339(out, at);
+    return out;
 }
 
 Timestamp parse_rfc3339(std::string_view text) {
@@ -514,7 +546,7 @@ std::string record_to_json(const EventRecord& record) {
     out += "{\"sequence_number\":";
     out += std::to_string(record.sequence_number);
     out += ",\"occurred_at\":\"";
-    out += format_rfc3339(record.occurred_at);
+    append_rfc3339(out, record.occurred_at);
     out += "\",\"event_type\":";
     append_quoted(out, record.event_type);
     out += ",\"payload\":";

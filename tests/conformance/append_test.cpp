@@ -1,4 +1,7 @@
 #include <catch2/catch.hpp>
+#include <cstdio>
+#include <ctime>
+#include <random>
 
 #include "../support/helpers.hpp"
 #include "../support/store_factory.hpp"
@@ -49,6 +52,41 @@ TEST_CASE("payloads are stored compact and read back as written", "[append]") {
     REQUIRE(result.event_records.size() == 1);
     CHECK(result.event_records[0].payload == R"({"a":[1,2,{"b":"x y"}]})");
     CHECK(result.event_records[0].event_type == "t");
+}
+
+TEST_CASE("occurred_at text is RFC 3339 UTC with microseconds and reads back exactly", "[append]") {
+    // The C library's spelling is the reference, over dates from 1583 to 9999 (leap days,
+    // before 1970, the last microsecond of a day), and beyond four-digit years.
+    auto reference = [](std::int64_t micros) {
+        const std::int64_t fraction = ((micros % 1000000) + 1000000) % 1000000;
+        const auto seconds = static_cast<std::time_t>((micros - fraction) / 1000000);
+        std::tm tm{};
+        gmtime_r(&seconds, &tm);
+        char date[64];
+        std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
+        std::string micro = std::to_string(fraction);
+        return std::string(date) + "." + std::string(6 - micro.size(), '0') + micro + "Z";
+    };
+    std::vector<std::int64_t> instants = {0,
+                                          -1,
+                                          1,
+                                          86'400'000'000 - 1,
+                                          951'782'400'000'000,      // 2000-02-29
+                                          -12'219'292'800'000'000,  // 1582-10-15
+                                          253'402'300'799'999'999,  // 9999-12-31 end
+                                          253'402'300'800'000'000,  // 10000-01-01
+                                          1'764'000'000'123'456};
+    std::mt19937_64 random(3339);
+    for (int i = 0; i < 20000; ++i)
+        instants.push_back(static_cast<std::int64_t>(random() % 265'000'000'000'000'000ULL) -
+                           12'000'000'000'000'000);
+    for (std::int64_t micros : instants) {
+        const Timestamp at{std::chrono::microseconds(micros)};
+        const std::string text = json::format_rfc3339(at);
+        INFO(micros);
+        REQUIRE(text == reference(micros));
+        if (text.size() == 27) REQUIRE(json::parse_rfc3339(text) == at);
+    }
 }
 
 TEST_CASE("append_recorded keeps occurred_at and lands only where it is expected", "[append]") {

@@ -19,7 +19,7 @@ EncodedRecords encode_records(std::span<const factstr::EventRecord> records) {
         if (!first) out.json += ',';
         first = false;
         out.json += "[\"";
-        out.json += factstr::json::format_rfc3339(record.occurred_at);
+        factstr::json::append_rfc3339(out.json, record.occurred_at);
         out.json += "\",";
         factstr::json::append_quoted(out.json, record.event_type);
         out.json += ',';

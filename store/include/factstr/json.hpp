@@ -77,6 +77,8 @@ void append_quoted(std::string& out, std::string_view text);
 
 // RFC 3339 UTC with microseconds, e.g. 2026-11-23T22:26:32.123456Z.
 std::string format_rfc3339(Timestamp at);
+// The same text, appended to `out` (no temporary string; for record encoders).
+void append_rfc3339(std::string& out, Timestamp at);
 // Parses RFC 3339 (any offset, fraction up to nanoseconds). Throws InvalidInput.
 Timestamp parse_rfc3339(std::string_view text);
 
