@@ -69,7 +69,7 @@ const factstr = require(process.env.FACTSTR_NODE_PACKAGE || path.join(__dirname,
 // operations, at most WARM_LIMIT seconds) is not timed.
 const SIZES = quick
   ? { memory: [300, 10, 1000, 100, 200, 2000], sqlite: [100, 5, 1000, 100, 100, 2000], postgres: [100, 5, 1000, 100, 100, 2000] }
-  : { memory: [300000, 3000, 100000, 1000, 50000, 100000], sqlite: [5000, 300, 20000, 1000, 5000, 50000], postgres: [3000, 100, 20000, 1000, 3000, 50000] };
+  : { memory: [300000, 3000, 100000, 1000, 50000, 100000], sqlite: [20000, 3000, 20000, 1000, 20000, 50000], postgres: [10000, 1000, 20000, 1000, 10000, 50000] };
 const WARM = quick ? 10 : 1000;
 const LIMIT = quick ? 0.5 : 3;
 const WARM_LIMIT = quick ? 0.1 : 0.5;
