@@ -193,8 +193,9 @@ function reasonOf(error) {
   }
 }
 
-// One registered stream: turns each delivered batch into EventRecord values, calls the
-// callback, and reports success or failure by the callback result rules.
+// One registered stream: turns each delivered run of batches into EventRecord values, calls
+// the callback once per batch, in order (awaiting a returned Promise before the next), and
+// reports how far it got by the callback result rules.
 class StreamState {
   constructor(store, handle, durable) {
     this.store = store;
@@ -204,58 +205,76 @@ class StreamState {
     this.stopped = false;
     this.awaiting = false; // the callback returned a Promise that has not settled yet
     this.lastError = undefined;
-    this.dispatch = (sequenceNumbers, json, token) => this.deliver(sequenceNumbers, json, token);
+    this.dispatch = (sequenceNumbers, json, sizes, token) => this.deliver(sequenceNumbers, json, sizes, token);
   }
 
-  deliver(sequenceNumbers, json, token) {
+  deliver(sequenceNumbers, json, sizes, token) {
     if (this.stopped) {
-      binding.complete(token, false, 'the stream was unsubscribed');
+      binding.complete(token, 0); // nothing of the run was handled
       return;
     }
-    let result;
-    try {
-      result = this.handle(decodeRecords(sequenceNumbers, json));
-    } catch (error) {
-      this.fail(token, `callback threw: ${reasonOf(error)}`, error);
-      return;
-    }
-    if (result === false) {
-      this.fail(token, 'callback returned false');
-      return;
-    }
-    if (result !== null && (typeof result === 'object' || typeof result === 'function') && typeof result.then === 'function') {
-      this.awaiting = true;
-      Promise.resolve(result).then(
-        (value) => {
-          this.awaiting = false;
-          if (value === false) this.fail(token, 'callback resolved false');
-          else this.succeed(token);
-        },
-        (error) => {
-          this.awaiting = false;
-          this.fail(token, `callback rejected: ${reasonOf(error)}`, error);
-        },
-      );
-      return;
-    }
-    this.succeed(token);
+    this.runFrom(decodeRecords(sequenceNumbers, json), sizes, token, 0, 0);
   }
 
-  succeed(token) {
-    binding.complete(token, true);
+  // Calls the callback for the run's batches from `index` (its records from `offset`) on.
+  runFrom(records, sizes, token, index, offset) {
+    while (index < sizes.length) {
+      if (this.stopped) {
+        this.finishRun(token, index);
+        return;
+      }
+      const batch = sizes.length === 1 ? records : records.slice(offset, offset + sizes[index]);
+      let result;
+      try {
+        result = this.handle(batch);
+      } catch (error) {
+        if (this.failed(token, index, `callback threw: ${reasonOf(error)}`, error)) return;
+        offset += sizes[index++];
+        continue;
+      }
+      if (result === false) {
+        if (this.failed(token, index, 'callback returned false')) return;
+      } else if (result !== null && (typeof result === 'object' || typeof result === 'function') && typeof result.then === 'function') {
+        this.awaiting = true;
+        const next = offset + sizes[index];
+        const at = index;
+        Promise.resolve(result).then(
+          (value) => {
+            this.awaiting = false;
+            if (value === false && this.failed(token, at, 'callback resolved false')) return;
+            this.runFrom(records, sizes, token, at + 1, next);
+          },
+          (error) => {
+            this.awaiting = false;
+            if (this.failed(token, at, `callback rejected: ${reasonOf(error)}`, error)) return;
+            this.runFrom(records, sizes, token, at + 1, next);
+          },
+        );
+        return;
+      }
+      offset += sizes[index++];
+    }
+    this.finishRun(token, index);
+  }
+
+  finishRun(token, handled) {
+    binding.complete(token, handled);
     this.store.checkDrain();
   }
 
-  fail(token, reason, error) {
+  // The callback failed for batch `index` of the run. A durable stream stops there (its
+  // cursor stays after the batches before it): true, the run is over. A live stream goes on
+  // with the next batch: false.
+  failed(token, index, reason, error) {
     this.lastError = error !== undefined ? error : new Error(reason);
-    binding.complete(token, false, reason);
-    if (this.durable) {
-      // A failure stops a durable stream (its cursor stays): nothing more is delivered.
-      this.stopped = true;
-      this.store.subscriptions.delete(this);
-      if (this.native) this.native.release();
-    }
+    if (!this.durable) return false;
+    binding.complete(token, index, reason);
+    // A failure stops a durable stream (its cursor stays): nothing more is delivered.
+    this.stopped = true;
+    this.store.subscriptions.delete(this);
+    if (this.native) this.native.release();
     this.store.checkDrain();
+    return true;
   }
 
   unsubscribe() {

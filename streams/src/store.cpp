@@ -25,6 +25,16 @@ void Completion::finish(bool success, std::string reason) {
     });
 }
 
+void Completion::finish_run(SequenceNumber handled_through, SequenceNumber failed_batch_end,
+                            std::string reason) {
+    auto state = std::move(state_);
+    if (!state) return;  // already reported
+    auto& hub = *state->hub;
+    hub.post(*state, [state, handled_through, failed_batch_end, reason = std::move(reason)] {
+        state->finish_run(handled_through, failed_batch_end, reason);
+    });
+}
+
 Subscription::Subscription(std::shared_ptr<detail::SubscriptionState> state)
     : state_(std::move(state)) {}
 

@@ -73,15 +73,49 @@ void SubscriptionState::pump() {
             }
         }
         in_flight = true;
+        if (handler.run_fn()) {
+            // The whole run in one hand-over; its completion covers all of it.
+            run.assign(std::make_move_iterator(pending.begin()),
+                       std::make_move_iterator(pending.end()));
+            pending.clear();
+            handler.run_fn()(run, Completion(shared_from_this(), run.back().last_sequence_number));
+            return;  // finish_delivery or finish_run continues the loop
+        }
         const CommittedBatch& batch = pending.front();
         handler.fn()(batch.records, Completion(shared_from_this(), batch.last_sequence_number));
         return;  // finish_delivery continues the loop
     }
 }
 
+void SubscriptionState::finish_run(SequenceNumber handled_through, SequenceNumber failed_batch_end,
+                                   const std::string& reason) {
+    in_flight = false;
+    run.clear();
+    if (failed_batch_end != 0 && stops_on_failure()) {
+        advance_to(handled_through);  // the run's batches before the failed one count
+        {
+            std::lock_guard lock(failure_mutex);
+            if (failure) return;  // writing the cursor failed and stopped the stream already
+        }
+        stop_with_failure("handler failed for the batch ending at sequence number " +
+                          std::to_string(failed_batch_end) + ": " + reason);
+        return;
+    }
+    // A live stream moves on past a failed batch; a run cut short is read again from where
+    // it stopped.
+    advance_to(std::max(handled_through, failed_batch_end));
+    if (!active.load()) {
+        persist_cursor_quietly();
+        return;
+    }
+    if (hub->closed()) return;
+    pump();
+}
+
 void SubscriptionState::finish_delivery(SequenceNumber batch_end, bool success,
                                         const std::string& reason) {
     in_flight = false;
+    run.clear();
     if (!pending.empty() && pending.front().last_sequence_number == batch_end) pending.pop_front();
     if (!success && stops_on_failure()) {
         // Batches before this one succeeded: keep their progress.

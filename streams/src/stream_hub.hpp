@@ -51,6 +51,7 @@ struct SubscriptionState : std::enable_shared_from_this<SubscriptionState> {
     SequenceNumber position = 0;
     SequenceNumber saved_position = 0;
     std::deque<CommittedBatch> pending;
+    std::vector<CommittedBatch> run;  // the batches handed to a run handler (async_runs)
     SequenceNumber pending_scanned_through = 0;
     bool in_flight = false;
     SequenceNumber replay_until = 0;
@@ -68,6 +69,8 @@ struct SubscriptionState : std::enable_shared_from_this<SubscriptionState> {
     void schedule_pump();
     void pump();
     void finish_delivery(SequenceNumber batch_end, bool success, const std::string& reason);
+    void finish_run(SequenceNumber handled_through, SequenceNumber failed_batch_end,
+                    const std::string& reason);
     void advance_to(SequenceNumber position);
     bool persist_cursor();
     void persist_cursor_quietly();

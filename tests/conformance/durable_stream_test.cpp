@@ -81,6 +81,38 @@ StreamHandler delayed_async(std::shared_ptr<DelayedAsync> state, SequenceNumber 
     });
 }
 
+// A run handler (StreamHandler::async_runs) that handles each run on another thread, batch
+// by batch in order, recording each: it reports fail_after at the batch containing `fail_at`,
+// and the first run with more than one batch is cut short after its first batch when
+// `cut_first_run` (succeed_through, as when the handler's owner unsubscribes mid-run).
+StreamHandler run_handler(std::shared_ptr<DelayedAsync> state, SequenceNumber fail_at = 0,
+                          bool cut_first_run = false) {
+    auto cut = std::make_shared<std::atomic<bool>>(cut_first_run);
+    return StreamHandler::async_runs(
+        [state, fail_at, cut](const std::vector<CommittedBatch>& run, Completion done) {
+            std::lock_guard lock(state->mutex);
+            state->threads.emplace_back([state, fail_at, cut, run, d = std::move(done)]() mutable {
+                std::this_thread::sleep_for(std::chrono::milliseconds(5));
+                ++state->completed;
+                SequenceNumber handled = 0;
+                for (const CommittedBatch& batch : run) {
+                    if (handled != 0 && cut->exchange(false)) {
+                        d.succeed_through(handled);
+                        return;
+                    }
+                    state->rec->record(batch.records);
+                    for (const auto& r : batch.records)
+                        if (r.sequence_number == fail_at) {
+                            d.fail_after(handled, batch.last_sequence_number, "failed on purpose");
+                            return;
+                        }
+                    handled = batch.last_sequence_number;
+                }
+                d.succeed();
+            });
+        });
+}
+
 // Holds the Completion of an asynchronous handler until the test finishes it.
 struct Held {
     std::mutex mutex;
@@ -278,6 +310,13 @@ TEST_CASE(
             [&] { (void)store.stream_all_durable(named("r"), delayed_async(async_state, 3)); },
             ErrorCode::handler_failed);
     }
+    SECTION("a run handler reports failure after the batches before it succeeded") {
+        async_state = std::make_shared<DelayedAsync>();
+        failing = async_state->rec;
+        expect_stream_error(
+            [&] { (void)store.stream_all_durable(named("r"), run_handler(async_state, 3)); },
+            ErrorCode::handler_failed);
+    }
     SECTION("a filtered stream's handler throws") {
         expect_stream_error(
             [&] {
@@ -301,6 +340,25 @@ TEST_CASE(
     CHECK(batch_sequence_numbers(rec->batches()) == Ranges{{2, 3}, {4, 5}});
     CHECK(cursor_position(store, "r") == 5);
     sub.unsubscribe();
+}
+
+TEST_CASE("a run handler gets the replay and live batches in runs, each batch once, in order",
+          "[durable]") {
+    Store store = make_store();
+    const Ranges before = append_batches(store, {1, 2, 3, 1, 2});  // replayed: 5 batches
+    auto state = std::make_shared<DelayedAsync>();
+    // The first run is cut after its first batch: the rest is read again and delivered.
+    Subscription sub = store.stream_all_durable(named("runs"), run_handler(state, 0, true));
+    CHECK(batch_sequence_numbers(state->rec->batches()) == before);
+    CHECK(cursor_position(store, "runs") == 9);
+    Ranges all = before;
+    for (const Seqs& r : append_batches(store, {2, 1}))
+        all.push_back(r);
+    REQUIRE(wait_for([&] { return cursor_position(store, "runs") == 12; }));
+    CHECK(batch_sequence_numbers(state->rec->batches()) == all);
+    CHECK(state->completed.load() >= 3);  // cut run, rest of replay, live
+    sub.unsubscribe();
+    state->join();
 }
 
 TEST_CASE("a failure on the first replayed batch leaves a new durable stream at the beginning",

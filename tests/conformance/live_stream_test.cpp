@@ -399,6 +399,54 @@ TEST_CASE("an asynchronous handler that fails does not stop later live batches",
     sub.unsubscribe();
 }
 
+TEST_CASE("a run handler that reports a failed batch still gets every later live batch", "[live]") {
+    Store store = make_store();
+    std::mutex mutex;
+    std::vector<std::vector<CommittedBatch>> runs;
+    std::vector<std::optional<Completion>> completions;
+    Subscription sub = store.stream_all(
+        StreamHandler::async_runs([&](const std::vector<CommittedBatch>& run, Completion done) {
+            std::lock_guard lock(mutex);
+            runs.push_back(run);
+            completions.emplace_back(std::move(done));
+        }));
+    auto run_count = [&] {
+        std::lock_guard lock(mutex);
+        return runs.size();
+    };
+    (void)store.append({event("a")});
+    REQUIRE(wait_for([&] { return run_count() == 1; }));
+    // While the first run is out, three more batches are committed: one run of all three.
+    (void)store.append({event("b")});
+    (void)store.append({event("c"), event("d")});
+    (void)store.append({event("e")});
+    std::optional<Completion> first;
+    {
+        std::lock_guard lock(mutex);
+        first.emplace(std::move(*completions[0]));
+    }
+    std::thread([&] { first->succeed(); }).join();
+    REQUIRE(wait_for([&] { return run_count() == 2; }));
+    std::optional<Completion> second;
+    {
+        std::lock_guard lock(mutex);
+        CHECK(runs[1].size() == 3);
+        second.emplace(std::move(*completions[1]));
+    }
+    // The run's first batch succeeded, its second failed: a live stream goes on after the
+    // failed batch, so the third is delivered again in the next run.
+    std::thread([&] { second->fail_after(2, 4, "failed on purpose"); }).join();
+    REQUIRE(wait_for([&] { return run_count() == 3; }));
+    {
+        std::lock_guard lock(mutex);
+        REQUIRE(runs[2].size() == 1);
+        CHECK(runs[2][0].last_sequence_number == 5);
+        completions[2]->succeed();
+    }
+    CHECK(sub.active());
+    sub.unsubscribe();
+}
+
 TEST_CASE("no handler runs after the store is closed", "[live]") {
     std::atomic<int> running{0};
     std::atomic<bool> closed{false};

@@ -1,14 +1,17 @@
 #include "native_subscription.hpp"
 
+#include <algorithm>
+
 #include "addon_data.hpp"
 #include "errors.hpp"
 
 namespace factstr_node {
 namespace {
 
-// The outcome slot of one dispatched batch, owned by its JavaScript token.
+// The outcome slot of one dispatched run, owned by its JavaScript token.
 struct PendingCompletion {
     std::optional<factstr::Completion> completion;
+    std::vector<factstr::SequenceNumber> ends;  // each batch's last sequence number
 };
 
 }  // namespace
@@ -29,11 +32,11 @@ std::shared_ptr<DeliveryChannel> DeliveryChannel::open(Napi::Env env, Napi::Func
 }
 
 factstr::StreamHandler DeliveryChannel::handler() {
-    return factstr::StreamHandler::async(
-        [channel = shared_from_this()](const factstr::Batch& batch, factstr::Completion done) {
-            channel->send(
-                std::unique_ptr<Delivery>(new Delivery{encode_records(batch), std::move(done)}));
-        });
+    return factstr::StreamHandler::async_runs([channel = shared_from_this()](
+                                                  const std::vector<factstr::CommittedBatch>& run,
+                                                  factstr::Completion done) {
+        channel->send(std::unique_ptr<Delivery>(new Delivery{encode_run(run), std::move(done)}));
+    });
 }
 
 bool DeliveryChannel::send(std::unique_ptr<Delivery> delivery) {
@@ -63,13 +66,16 @@ void dispatch_delivery(Napi::Env env, Napi::Function dispatch, std::weak_ptr<Del
     if (env == nullptr || dispatch.IsEmpty()) return;
     try {
         Napi::HandleScope scope(env);
+        EncodedRun& run = delivery->run;
+        auto sizes = Napi::Uint32Array::New(env, run.sizes.size());
+        std::copy(run.sizes.begin(), run.sizes.end(), sizes.Data());
+        Napi::Value numbers = sequence_numbers_to_js(env, run.records.sequence_numbers);
+        Napi::Value json = Napi::String::New(env, run.records.json);
         auto token = Napi::External<PendingCompletion>::New(
-            env, new PendingCompletion{std::move(delivery->completion)},
+            env, new PendingCompletion{std::move(delivery->completion), std::move(run.ends)},
             [](Napi::Env, PendingCompletion* done) { delete done; });
-        Napi::Value numbers = sequence_numbers_to_js(env, delivery->records.sequence_numbers);
-        Napi::Value json = Napi::String::New(env, delivery->records.json);
         delivery.reset();
-        dispatch.Call({numbers, json, token});
+        dispatch.Call({numbers, json, sizes, token});
     } catch (const Napi::Error&) {
         // The dispatcher catches everything a callback does, so this is the environment
         // going away (a worker being terminated): the batch counts as failed, which keeps a
@@ -79,17 +85,23 @@ void dispatch_delivery(Napi::Env env, Napi::Function dispatch, std::weak_ptr<Del
 
 Napi::Value complete_delivery(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 2 || !info[0].IsExternal() || !info[1].IsBoolean())
-        throw Napi::TypeError::New(env, "complete(token, ok, reason?)");
+    if (info.Length() < 2 || !info[0].IsExternal() || !info[1].IsNumber())
+        throw Napi::TypeError::New(env, "complete(token, handled, reason?)");
     auto* pending = info[0].As<Napi::External<PendingCompletion>>().Data();
     if (!pending->completion) return env.Undefined();
     factstr::Completion done = std::move(*pending->completion);
     pending->completion.reset();
-    if (info[1].As<Napi::Boolean>().Value()) {
+    const auto& ends = pending->ends;
+    const double count = info[1].As<Napi::Number>().DoubleValue();
+    const std::size_t handled =
+        count <= 0 ? 0 : std::min(ends.size(), static_cast<std::size_t>(count));
+    const factstr::SequenceNumber handled_through = handled == 0 ? 0 : ends[handled - 1];
+    if (info.Length() > 2 && info[2].IsString() && handled < ends.size()) {
+        done.fail_after(handled_through, ends[handled], info[2].As<Napi::String>().Utf8Value());
+    } else if (handled == ends.size()) {
         done.succeed();
     } else {
-        done.fail(info.Length() > 2 && info[2].IsString() ? info[2].As<Napi::String>().Utf8Value()
-                                                          : std::string("callback failed"));
+        done.succeed_through(handled_through);
     }
     return env.Undefined();
 }

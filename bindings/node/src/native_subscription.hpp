@@ -2,10 +2,13 @@
 // a registered stream.
 //
 // Each stream has a DeliveryChannel: a thread-safe function whose JavaScript side is the
-// dispatcher that index.js builds around the user's callback. A stream thread encodes the
-// batch and queues it without waiting; the dispatcher runs on the JavaScript thread and
-// reports the callback's result through complete(token, ok, reason), which finishes the
-// batch's factstr::Completion. No thread is parked while a callback (or its Promise) runs.
+// dispatcher that index.js builds around the user's callback. The stream hands over runs of
+// committed batches (StreamHandler::async_runs: what it read in one go, up to a page): a
+// stream thread encodes the run and queues it without waiting; the dispatcher runs on the
+// JavaScript thread, calls the callback once per batch, in order (awaiting a returned
+// Promise before the next), and reports how far it got through complete(token, handled,
+// reason?), which finishes the run's factstr::Completion. One hand-over between threads per
+// run, not per batch. No thread is parked while a callback (or its Promise) runs.
 //
 // The thread-safe function is unreferenced: an idle stream does not keep the process alive
 // (index.js keeps it alive while committed batches are still on their way to a callback).
@@ -23,7 +26,7 @@
 namespace factstr_node {
 
 struct Delivery {
-    EncodedRecords records;
+    EncodedRun run;
     factstr::Completion completion;
 };
 
@@ -56,8 +59,10 @@ class DeliveryChannel : public std::enable_shared_from_this<DeliveryChannel> {
     DeliveryFunction function_;
 };
 
-// complete(token, ok, reason?): reports a dispatched batch's outcome (once; later calls are
-// ignored). A token collected without a report counts as a failure.
+// complete(token, handled, reason?): reports a dispatched run's outcome (once; later calls are
+// ignored): its first `handled` batches succeeded; with `reason`, the next one failed; else,
+// when handled is less than the run's length, the run stopped there (unsubscribed). A token
+// collected without a report counts as a failure of the whole run.
 Napi::Value complete_delivery(const Napi::CallbackInfo& info);
 
 // The JavaScript handle of one registered stream.

@@ -8,6 +8,7 @@
 #include <napi.h>
 
 #include <cstdint>
+#include <factstr/backend.hpp>
 #include <factstr/types.hpp>
 #include <span>
 #include <string>
@@ -21,6 +22,17 @@ struct EncodedRecords {
 };
 
 EncodedRecords encode_records(std::span<const factstr::EventRecord> records);
+
+// A run of committed batches for one stream delivery: every record in one EncodedRecords,
+// with each batch's record count and last sequence number (its end, which a filtered
+// stream's last record need not be).
+struct EncodedRun {
+    EncodedRecords records;
+    std::vector<std::uint32_t> sizes;
+    std::vector<factstr::SequenceNumber> ends;
+};
+
+EncodedRun encode_run(const std::vector<factstr::CommittedBatch>& run);
 
 // A BigUint64Array holding the sequence numbers.
 Napi::Value sequence_numbers_to_js(Napi::Env env, const std::vector<std::uint64_t>& numbers);

@@ -56,6 +56,40 @@ forEachBackend((backend) => {
     subscription.unsubscribe();
   });
 
+  test('a long replay reaches the callback one committed batch per call, in order, each awaited', async () => {
+    const store = backend.open();
+    // 60 batches of 1 to 7 events: the replay hands many of them over at once.
+    const expected = [];
+    let next = 1n;
+    for (let b = 0; b < 60; b++) {
+      const size = 1 + ((b * 5) % 7);
+      store.append(Array.from({ length: size }, (_, i) => event('t', { b, i })));
+      expected.push(Array.from({ length: size }, (_, i) => next + BigInt(i)));
+      next += BigInt(size);
+    }
+    let running = 0;
+    let overlapped = false;
+    const rec = recorder(async (events) => {
+      if (++running > 1) overlapped = true;
+      if (events[0].payload.b % 3 === 0) await sleep(1);
+      running--;
+    });
+    const subscription = await store.streamAllDurable({ name: 'long' }, rec.handle);
+    assert.deepEqual(rec.batches, expected);
+    assert.equal(overlapped, false, 'a callback started before the previous one finished');
+    subscription.unsubscribe();
+    // Fails at the 41st batch: the cursor keeps the 40 before it, the next registration
+    // replays from the failed one.
+    const failAt = expected[40][0];
+    const failing = recorder((events) => events[0].sequence_number !== failAt);
+    await assert.rejects(store.streamAllDurable({ name: 'cut' }, failing.handle), (e) => e.code === 'handler_failed');
+    assert.deepEqual(failing.batches, expected.slice(0, 41));
+    const again = recorder();
+    const resumed = await store.streamAllDurable({ name: 'cut' }, again.handle);
+    assert.deepEqual(again.batches, expected.slice(40));
+    resumed.unsubscribe();
+  });
+
   test('an empty log replays nothing and the stream continues live', async () => {
     const store = backend.open();
     const rec = recorder();

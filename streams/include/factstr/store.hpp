@@ -38,8 +38,21 @@ class Completion {
     void succeed() { finish(true, {}); }
     void fail(std::string reason) { finish(false, std::move(reason)); }
 
+    // For a run of batches (StreamHandler::async_runs), when not all of it succeeded: the
+    // batches up to and including the one ending at `handled_through` (0: none) succeeded;
+    // the run stopped there (the stream was unsubscribed) — or, with `failed_batch_end`, at
+    // the batch ending there, which failed for `reason`. succeed() and fail() cover the
+    // whole run.
+    void succeed_through(SequenceNumber handled_through) { finish_run(handled_through, 0, {}); }
+    void fail_after(SequenceNumber handled_through, SequenceNumber failed_batch_end,
+                    std::string reason) {
+        finish_run(handled_through, failed_batch_end, std::move(reason));
+    }
+
   private:
     void finish(bool success, std::string reason);
+    void finish_run(SequenceNumber handled_through, SequenceNumber failed_batch_end,
+                    std::string reason);
     std::shared_ptr<detail::SubscriptionState> state_;
     SequenceNumber batch_end_;
 };
@@ -50,6 +63,7 @@ class Completion {
 class StreamHandler {
   public:
     using AsyncFn = std::function<void(const Batch&, Completion)>;
+    using RunFn = std::function<void(const std::vector<CommittedBatch>&, Completion)>;
 
     template <class F>
     requires std::invocable<F&, const Batch&> &&
@@ -78,11 +92,26 @@ class StreamHandler {
     // and from another thread. The stream delivers its next batch only after that.
     static StreamHandler async(AsyncFn fn) { return StreamHandler(std::move(fn), 0); }
 
+    // A handler that takes a run of consecutive batches at once (what the stream read in one
+    // go, at most a page of a few thousand facts; the vector is valid during the call) and
+    // handles them in order, each as its own batch. Its Completion reports succeed() for the
+    // whole run, or how far it got (succeed_through, fail_after). One hand-over per run
+    // instead of one per batch: for handlers that run on another thread, such as an event
+    // loop. Delivery semantics are those of async: a batch after a failed one is not handled
+    // by a durable stream; a live stream goes on with the next.
+    static StreamHandler async_runs(RunFn fn) {
+        StreamHandler handler(AsyncFn{}, 0);
+        handler.run_fn_ = std::move(fn);
+        return handler;
+    }
+
     const AsyncFn& fn() const { return fn_; }
+    const RunFn& run_fn() const { return run_fn_; }  // empty unless made by async_runs
 
   private:
     StreamHandler(AsyncFn fn, int) : fn_(std::move(fn)) {}
     AsyncFn fn_;
+    RunFn run_fn_;
 };
 
 // A registered stream. Destroying the handle does NOT unsubscribe; call unsubscribe().
