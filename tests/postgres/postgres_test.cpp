@@ -321,3 +321,54 @@ TEST_CASE("payload text is kept exactly, and predicates agree with jsonb contain
     CHECK(seqs(R"({"a":2.5})") == std::vector<SequenceNumber>{1});
     CHECK(seqs(R"({"big":12345678901234567890})") == std::vector<SequenceNumber>{3});
 }
+
+TEST_CASE("append_if decides by the shared matcher also where SQL containment is coarser",
+          "[postgres]") {
+    // A single append_if whose context SQL selects exactly is checked and inserted by one
+    // statement; where containment would select more than the matcher (a nested value, a
+    // fraction, U+0000 folded into U+0001) the check reads the candidates and verifies them.
+    // Each case: fact 1 is a candidate for the containment but no match, so the context's
+    // version is none. An expected version of 1 is a conflict; none appends.
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {R"({"meta":{"region":"us"},"x":1})", R"({"meta":{"region":"eu"},"x":1})"},
+        {R"({"n":2.5,"x":1})", R"({"n":1.5,"x":1})"},
+        {R"({"s":"a\u0000"})", R"({"s":"a\u0001"})"},
+    };
+    for (const auto& [payload, predicate] : cases) {
+        INFO("payload " << payload << ", predicate " << predicate);
+        Store store = bootstrap(postgres_server_url(), fresh_database_name());
+        (void)store.append({event("t", payload)});
+        const EventQuery context = query_of({predicates({predicate})});
+        REQUIRE(!store.query(context).current_context_version);
+        auto stale = store.append_if({event("t", R"({"y":1})")}, context, SequenceNumber{1});
+        REQUIRE(stale.conflict());
+        CHECK(stale.conflict()->expected_context_version == SequenceNumber{1});
+        CHECK(!stale.conflict()->actual_context_version);
+        CHECK(store.head() == 1);
+        CHECK(store.append_if({event("t", R"({"y":2})")}, context, std::nullopt).append_result());
+        CHECK(store.head() == 2);
+    }
+    // Exact contexts (types, top-level scalars): the same answers from the one-statement check.
+    Store store = bootstrap(postgres_server_url(), fresh_database_name());
+    (void)store.append(
+        {event("opened", R"({"account":"a","n":1})"), event("opened", R"({"account":"b","n":1})")});
+    const EventQuery by_account =
+        query_of({EventFilter{std::vector<std::string>{"opened", "paid"},
+                              std::vector<std::string>{R"({"account":"a"})"}}});
+    auto stale = store.append_if({event("paid", R"({"account":"a"})")}, by_account, std::nullopt);
+    REQUIRE(stale.conflict());
+    CHECK(stale.conflict()->actual_context_version == SequenceNumber{1});
+    auto ok = store.append_if({event("paid", R"({"account":"a"})")}, by_account, SequenceNumber{1});
+    REQUIRE(ok.append_result());
+    CHECK(ok.append_result()->first_sequence_number == 3);
+    auto again =
+        store.append_if({event("paid", R"({"account":"a"})")}, by_account, SequenceNumber{1});
+    REQUIRE(again.conflict());
+    CHECK(again.conflict()->actual_context_version == SequenceNumber{3});
+    const EventQuery by_type = query_of({types({"closed"})});
+    CHECK(store.append_if({event("closed", "{}")}, by_type, std::nullopt).append_result());
+    CHECK(store.append_if({event("closed", "{}")}, by_type, std::nullopt).conflict());
+    CHECK(store.append_if({event("x", "{}")}, EventQuery{}, SequenceNumber{3}).conflict());
+    CHECK(store.append_if({event("x", "{}")}, EventQuery{}, SequenceNumber{4}).append_result());
+    CHECK(store.head() == 5);
+}

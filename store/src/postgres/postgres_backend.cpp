@@ -173,18 +173,25 @@ struct Leaf {
 
 struct Plan {
     std::vector<Leaf> leaves;  // empty: nothing can match
+    // Every leaf selects exactly the facts the shared matcher accepts (event types, the whole
+    // log, or containments of top-level scalars only): SQL alone can find the newest match.
+    bool exact = true;
 };
 
 // A jsonb object every fact matching `predicate` contains (as factstr_payload_index sees it):
 // the predicate's top-level strings, booleans, nulls and integers that are exact in a double.
 // jsonb containment compares these exactly as the shared matcher does; nested values and
-// fractions are left to the matcher. nullopt when nothing can be used.
-std::optional<std::string> containment(const CompiledPredicate& predicate) {
+// fractions are left to the matcher. nullopt when nothing can be used. `*complete`: every
+// member of the predicate is in the containment, so it selects exactly what the matcher does
+// (not when U+0000 or U+0001 appear, which factstr_payload_index folds together).
+std::optional<std::string> containment(const CompiledPredicate& predicate,
+                                       bool* complete = nullptr) {
+    if (complete) *complete = false;
     const json::Value& value = predicate.value;
     if (value.kind != json::Value::Kind::object) return std::nullopt;
     constexpr double kExact = 9007199254740992.0;  // 2^53
     std::string out = "{";
-    bool any = false;
+    bool any = false, all = true;
     for (std::size_t i = 0; i < value.members.size(); ++i) {
         const auto& [key, member] = value.members[i];
         bool duplicate = false;
@@ -217,7 +224,10 @@ std::optional<std::string> containment(const CompiledPredicate& predicate) {
             default:
                 break;
         }
-        if (literal.empty()) continue;
+        if (literal.empty()) {
+            all = false;
+            continue;
+        }
         if (any) out += ',';
         json::append_quoted(out, key);
         out += ':';
@@ -226,6 +236,10 @@ std::optional<std::string> containment(const CompiledPredicate& predicate) {
     }
     if (!any) return std::nullopt;
     out += '}';
+    if (complete)
+        *complete = all && out.find("\\u0000") == std::string::npos &&
+                    out.find("\\u0001") == std::string::npos &&
+                    out.find('\0') == std::string::npos && out.find('\1') == std::string::npos;
     // The same rewrite of \u0000 as factstr_payload_index (jsonb cannot hold U+0000).
     std::size_t at = 0;
     while ((at = out.find("\\u0000", at)) != std::string::npos) {
@@ -244,11 +258,13 @@ Plan make_plan(const CompiledQuery& query) {
         bool indexable = filter.predicates.has_value();
         if (filter.predicates) {
             for (const CompiledPredicate& p : *filter.predicates) {
-                auto c = containment(p);
+                bool complete = false;
+                auto c = containment(p, &complete);
                 if (!c) {
                     indexable = false;
                     break;
                 }
+                if (!complete) plan.exact = false;
                 contains.push_back(std::move(*c));
             }
         }
@@ -262,10 +278,11 @@ Plan make_plan(const CompiledQuery& query) {
             for (std::string& c : contains)
                 plan.leaves.push_back(Leaf{types, std::move(c)});
         } else if (filter.event_types) {
+            if (filter.predicates) plan.exact = false;  // the matcher checks the payloads
             for (const std::string& type : *filter.event_types)
                 plan.leaves.push_back(Leaf{{type}, std::nullopt});
         } else {
-            return Plan{{Leaf{}}};
+            return Plan{{Leaf{}}, !filter.predicates};
         }
     }
     std::sort(plan.leaves.begin(), plan.leaves.end());
@@ -277,10 +294,10 @@ Plan make_plan(const CompiledQuery& query) {
 // highest sequence number: bounds that exclude nothing are left out, so that the planner
 // does not mistake them for selective conditions (on a table without statistics it
 // otherwise scans the primary key and filters every fact). end == head: no upper bound.
+// `command` may already hold parameters: the leaf's are numbered after them.
 Command leaf_command(const Leaf& leaf, SequenceNumber after, SequenceNumber end,
-                     SequenceNumber head, bool descending) {
-    Command command;
-    command.sql = "SELECT " FACT_COLUMNS " FROM facts WHERE true";
+                     SequenceNumber head, bool descending, Command command = {}) {
+    command.sql += "SELECT " FACT_COLUMNS " FROM facts WHERE true";
     auto add = [&](std::string value) {
         command.params.push_back(std::move(value));
         return "$" + std::to_string(command.params.size());
@@ -304,6 +321,41 @@ Command leaf_command(const Leaf& leaf, SequenceNumber after, SequenceNumber end,
                        : " ORDER BY sequence_number";
     return command;
 }
+
+// The facts of a group as the four array parameters of kInsert; batch ends are relative to
+// the head the group is inserted onto.
+struct Rows {
+    std::string types = "{", payloads = "{", lasts = "{", occurred = "{";
+    std::size_t total = 0;
+
+    void add(const std::vector<PreparedEvent>& events, const std::string& now) {
+        const std::string batch_end = std::to_string(total + events.size());
+        for (const PreparedEvent& event : events) {
+            if (total) {
+                types += ',';
+                payloads += ',';
+                lasts += ',';
+                occurred += ',';
+            }
+            append_array_element(types, event.event_type);
+            append_array_element(payloads, event.payload.compact);
+            lasts += batch_end;
+            occurred += event.occurred_at
+                            ? std::to_string(event.occurred_at->time_since_epoch().count())
+                            : now;
+            ++total;
+        }
+    }
+    // kInsert's parameters $1..$6.
+    std::vector<std::optional<std::string>> params(std::optional<std::string> onto_head) && {
+        return {std::move(occurred) + '}',
+                std::move(types) + '}',
+                std::move(payloads) + '}',
+                std::move(lasts) + '}',
+                num(total),
+                std::move(onto_head)};
+    }
+};
 
 void refuse_nul(std::string_view text, std::string_view what) {
     if (text.find('\0') != std::string_view::npos)
@@ -831,6 +883,13 @@ class PostgresBackend final : public Backend {
     // unconditional group sends all of it at once. Under the append lock nothing else is
     // written, so what the first round trip read still holds when the second one commits.
     SequenceNumber write_group(std::vector<WriteRequest*>& group, bool& commit_sent) {
+        if (group.size() == 1 && group[0]->context) {
+            const Plan plan = make_plan(*group[0]->context);
+            if (plan.exact) {
+                if (auto head = write_checked_in_sql(*group[0], plan, commit_sent)) return *head;
+                commit_sent = false;  // its transaction committed nothing
+            }
+        }
         Connection& c = *writer_;
         const bool conditional = std::any_of(group.begin(), group.end(),
                                              [](WriteRequest* r) { return r->context != nullptr; });
@@ -862,9 +921,8 @@ class PostgresBackend final : public Backend {
             std::size_t offset;
         };
         std::vector<Write> writes;
-        std::string types = "{", payloads = "{", lasts = "{", occurred = "{";
+        Rows rows;
         const std::string now = std::to_string(now_micros());
-        std::size_t total = 0;
         for (std::size_t g = 0; g < group.size(); ++g) {
             WriteRequest* request = group[g];
             if (request->context) {
@@ -890,51 +948,20 @@ class PostgresBackend final : public Backend {
                     continue;
                 }
             }
-            const std::size_t n = request->events->size();
-            const std::string batch_end = std::to_string(total + n);  // relative to the base
-            for (const PreparedEvent& event : *request->events) {
-                if (total) {
-                    types += ',';
-                    payloads += ',';
-                    lasts += ',';
-                    occurred += ',';
-                }
-                append_array_element(types, event.event_type);
-                append_array_element(payloads, event.payload.compact);
-                lasts += batch_end;
-                occurred += event.occurred_at
-                                ? std::to_string(event.occurred_at->time_since_epoch().count())
-                                : now;
-                ++total;
-            }
-            writes.push_back(Write{request, total - n});
+            writes.push_back(Write{request, rows.total});
+            rows.add(*request->events, now);
         }
-        if (total == 0) {
+        if (rows.total == 0) {
             if (conditional) c.exec("ROLLBACK", "ending an append");
             return 0;
         }
-        types += '}';
-        payloads += '}';
-        lasts += '}';
-        occurred += '}';
+        const std::size_t total = rows.total;
         // A conditional group inserts only onto the head its checks were made against.
         commands.push_back(Command{
-            kInsert,
-            {std::move(occurred), std::move(types), std::move(payloads), std::move(lasts),
-             num(total), conditional ? std::optional<std::string>(num(db_head)) : std::nullopt}});
+            kInsert, std::move(rows).params(conditional ? std::optional<std::string>(num(db_head))
+                                                        : std::nullopt)});
         commands.push_back(Command{"COMMIT", {}});
-        std::vector<Result> results;
-        commit_sent = true;
-        try {
-            results = c.pipeline(commands, "appending");
-        } catch (const PgError& e) {
-            // The server stopped before the COMMIT (or it was never sent): not committed. An
-            // error in answer to the COMMIT itself leaves it open (a session ended just after
-            // its commit is durable, or while it waits for a synchronous standby, answers so).
-            if (e.failed_command() && *e.failed_command() + 1 < commands.size())
-                commit_sent = false;
-            throw;
-        }
+        std::vector<Result> results = send_commit(commands, commit_sent);
         const auto base =
             static_cast<SequenceNumber>(get_int(results[results.size() - 2].get(), 0, 0));
         if (conditional && base != db_head)
@@ -946,6 +973,64 @@ class PostgresBackend final : public Backend {
             const std::size_t n = w.request->events->size();
             w.request->result = AppendResult{base + w.offset + 1, base + w.offset + n, n};
         }
+        return base + total;
+    }
+
+    // Sends a pipeline that ends in COMMIT. commit_sent turns false when the server stopped
+    // before the COMMIT (or it was never sent): then nothing was committed. An error in answer
+    // to the COMMIT itself leaves it open (a session ended just after its commit is durable,
+    // or while it waits for a synchronous standby, answers so).
+    std::vector<Result> send_commit(const std::vector<Command>& commands, bool& commit_sent) {
+        commit_sent = true;
+        try {
+            return writer_->pipeline(commands, "appending");
+        } catch (const PgError& e) {
+            if (e.failed_command() && *e.failed_command() + 1 < commands.size())
+                commit_sent = false;
+            throw;
+        }
+    }
+
+    // One conditional append whose context SQL decides exactly (Plan::exact): the check and
+    // the insert are one statement, [BEGIN, lock, INSERT … WHERE <the newest match> IS NOT
+    // DISTINCT FROM <expected>, COMMIT], one round trip instead of two. The newest match of
+    // each leaf is read by the same statement (and so the same plan) that the two-step check
+    // reads its first page with. nullopt when the check failed and nothing was inserted: the
+    // caller then checks the usual way, which names the conflict.
+    std::optional<SequenceNumber> write_checked_in_sql(WriteRequest& request, const Plan& plan,
+                                                       bool& commit_sent) {
+        Rows rows;
+        rows.add(*request.events, std::to_string(now_micros()));
+        const std::size_t total = rows.total;
+        Command insert{"", std::move(rows).params(
+                               request.expected ? std::optional<std::string>(num(*request.expected))
+                                                : std::nullopt)};
+        std::string newest;
+        for (const Leaf& leaf : plan.leaves) {
+            insert.sql = "(SELECT max(sequence_number) FROM (";
+            insert = leaf_command(leaf, 0, 0, 0, true, std::move(insert));
+            newest += (newest.empty() ? "" : ", ") + insert.sql + ") l)";
+        }
+        insert.sql =
+            "WITH h AS (SELECT coalesce(max(sequence_number), 0) AS m FROM facts),"
+            " v AS (SELECT " +
+            (newest.empty() ? std::string("NULL::bigint") : "GREATEST(" + newest + ")") +
+            " AS c), ins AS (INSERT INTO facts (" FACT_COLUMNS
+            ")"
+            " SELECT h.m + u.o, u.a, u.t, u.p, h.m + u.b FROM h, v,"
+            " unnest($2::text[], $3::text[], $4::bigint[], $1::bigint[]) WITH ORDINALITY"
+            " AS u(t, p, b, a, o) WHERE v.c IS NOT DISTINCT FROM $6::bigint RETURNING 1)"
+            " SELECT h.m, n.c, CASE WHEN n.c > 0 THEN pg_notify('factstr_commits',"
+            " (h.m + $5::bigint)::text) END FROM h, (SELECT count(*) AS c FROM ins) n";
+        std::vector<Command> commands{{"BEGIN", {}},
+                                      {"SELECT pg_advisory_xact_lock(" FACTSTR_APPEND_LOCK ")", {}},
+                                      std::move(insert),
+                                      {"COMMIT", {}}};
+        std::vector<Result> results = send_commit(commands, commit_sent);
+        const PGresult* row = results[2].get();
+        if (get_int(row, 0, 1) == 0) return std::nullopt;
+        const auto base = static_cast<SequenceNumber>(get_int(row, 0, 0));
+        request.result = AppendResult{base + 1, base + total, total};
         return base + total;
     }
 
