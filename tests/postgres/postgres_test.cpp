@@ -333,6 +333,7 @@ TEST_CASE("append_if decides by the shared matcher also where SQL containment is
         {R"({"meta":{"region":"us"},"x":1})", R"({"meta":{"region":"eu"},"x":1})"},
         {R"({"n":2.5,"x":1})", R"({"n":1.5,"x":1})"},
         {R"({"s":"a\u0000"})", R"({"s":"a\u0001"})"},
+        {R"({"acct":"A","cur":"EUR"})", R"({"acct":"A","acct":"B","cur":"EUR"})"},
     };
     for (const auto& [payload, predicate] : cases) {
         INFO("payload " << payload << ", predicate " << predicate);

@@ -259,6 +259,28 @@ TEST_CASE("a version 1 file is converted on first open and reads the same", "[sq
     check_reads(store, account_query("a3"), by_account[3]);
 }
 
+TEST_CASE("a fact whose two fields share a key hash is listed once in the key index", "[sqlite]") {
+    TempDir dir;
+    const std::string path = dir.file("collide.db");
+    // Key and value are hashed with a NUL between them: "a" = "b\u0000sc" and "a\u0000sb" =
+    // "c" give the same bytes. Folds every fact, so that posting rows hold them.
+    Store store = open("sqlite:" + path + "?index_batch=1");
+    const std::string payload = R"({"a":"b\u0000sc","a\u0000sb":"c"})";
+    for (int i = 0; i < 1200; ++i)
+        (void)store.append({event("t", payload)});
+    const auto key = static_cast<std::int64_t>(json::index_keys_of(payload).at(0));
+    REQUIRE(json::index_keys_of(payload).at(1) == static_cast<std::uint64_t>(key));
+    const auto rows = raw_rows(path, "SELECT sum(entries) FROM payload_postings WHERE key_hash = " +
+                                         std::to_string(key))[0];
+    const auto indexed = raw_rows(path, "SELECT keys_indexed_through FROM index_state")[0][0];
+    CHECK(indexed >= 1199);
+    CHECK(rows[0] == indexed);
+    CHECK(store.query(query_of({predicates({R"({"a":"b\u0000sc"})"})})).event_records.size() ==
+          1200);
+    CHECK(store.query(query_of({predicates({R"({"a\u0000sb":"c"})"})})).event_records.size() ==
+          1200);
+}
+
 TEST_CASE("the payload key index answers across folds, full posting rows and the tail",
           "[sqlite]") {
     TempDir dir;

@@ -197,7 +197,10 @@ std::optional<std::string> containment(const CompiledPredicate& predicate,
         bool duplicate = false;
         for (std::size_t j = 0; j < value.members.size(); ++j)
             if (j != i && value.members[j].first == key) duplicate = true;
-        if (duplicate) continue;
+        if (duplicate) {
+            all = false;  // the matcher decides what a key given twice means
+            continue;
+        }
         std::string literal;
         switch (member.kind) {
             case json::Value::Kind::null:

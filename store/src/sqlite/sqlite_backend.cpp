@@ -1024,6 +1024,12 @@ class SqliteBackend final : public Backend {
         auto fill = [&](std::string& bytes, SequenceNumber& last, std::int64_t& entries) {
             while (next < sequences.size()) {
                 const SequenceNumber delta = sequences[next] - last;
+                if (delta == 0) {
+                    // Two fields of one fact with the same key hash (say "a":"b\u0000sc" and
+                    // "a\u0000sb":"c"): the fact is listed once.
+                    ++next;
+                    continue;
+                }
                 if (entries > 0 && bytes.size() + varint_size(delta) > kPostingBytes) break;
                 append_varint(bytes, delta);
                 last = sequences[next++];
