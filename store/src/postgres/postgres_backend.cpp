@@ -76,17 +76,20 @@ INSERT INTO factstr_meta (key, value) VALUES ('format', 'factstr'), ('schema_ver
 )sql";
 
 #define FACT_COLUMNS "sequence_number, occurred_at, event_type, payload, batch_last"
-constexpr const char* kHead = "SELECT coalesce(max(sequence_number), 0) FROM facts";
+#define HEAD_VALUE "coalesce(max(sequence_number), 0)"
+constexpr const char* kHead = "SELECT " HEAD_VALUE " FROM facts";
 constexpr const char* kBeginRead =
-    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
-    " SELECT coalesce(max(sequence_number), 0) FROM facts";
-constexpr const char* kInsert =
-    "WITH h AS (SELECT coalesce(max(sequence_number), 0) AS m FROM facts),"
-    " ins AS (INSERT INTO facts (" FACT_COLUMNS
-    ")"
-    " SELECT h.m + u.o, u.a, u.t, u.p, h.m + u.b FROM h,"
-    " unnest($2::text[], $3::text[], $4::bigint[], $1::bigint[]) WITH ORDINALITY AS u(t, p, b, a, "
-    "o) WHERE $6::bigint IS NULL OR h.m = $6::bigint)"
+    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT " HEAD_VALUE " FROM facts";
+// The insert of a group's facts onto the head h.m (HEAD_CTE) from the array parameters $1..$4
+// (occurred_at, types, payloads, batch ends relative to the head); its WHERE condition follows.
+#define HEAD_CTE "WITH h AS (SELECT " HEAD_VALUE " AS m FROM facts)"
+#define INSERT_ROWS_WHERE                                                                 \
+    ", ins AS (INSERT INTO facts (" FACT_COLUMNS                                          \
+    ") SELECT h.m + u.o, u.a, u.t, u.p, h.m + u.b FROM h, unnest($2::text[], $3::text[]," \
+    " $4::bigint[], $1::bigint[]) WITH ORDINALITY AS u(t, p, b, a, o) WHERE "
+// $5 the number of facts, $6 the head a conditional group's checks were made against.
+constexpr const char* kInsert = HEAD_CTE INSERT_ROWS_WHERE
+    "$6::bigint IS NULL OR h.m = $6::bigint)"
     " SELECT h.m, pg_notify('factstr_commits', (h.m + $5::bigint)::text) FROM h";
 constexpr const char* kBatchLastAt = "SELECT batch_last FROM facts WHERE sequence_number = $1";
 constexpr const char* kScanWindow =
@@ -1014,17 +1017,13 @@ class PostgresBackend final : public Backend {
             insert = leaf_command(leaf, 0, 0, 0, true, std::move(insert));
             newest += (newest.empty() ? "" : ", ") + insert.sql + ") l)";
         }
-        insert.sql =
-            "WITH h AS (SELECT coalesce(max(sequence_number), 0) AS m FROM facts),"
-            " v AS (SELECT " +
-            (newest.empty() ? std::string("NULL::bigint") : "GREATEST(" + newest + ")") +
-            " AS c), ins AS (INSERT INTO facts (" FACT_COLUMNS
-            ")"
-            " SELECT h.m + u.o, u.a, u.t, u.p, h.m + u.b FROM h, v,"
-            " unnest($2::text[], $3::text[], $4::bigint[], $1::bigint[]) WITH ORDINALITY"
-            " AS u(t, p, b, a, o) WHERE v.c IS NOT DISTINCT FROM $6::bigint RETURNING 1)"
-            " SELECT h.m, n.c, CASE WHEN n.c > 0 THEN pg_notify('factstr_commits',"
-            " (h.m + $5::bigint)::text) END FROM h, (SELECT count(*) AS c FROM ins) n";
+        // v.c, the newest match: the rows go in only when it is the expected version.
+        insert.sql = HEAD_CTE ", v AS (SELECT " +
+                     (newest.empty() ? std::string("NULL::bigint") : "GREATEST(" + newest + ")") +
+                     " AS c)" INSERT_ROWS_WHERE
+                     "(SELECT c FROM v) IS NOT DISTINCT FROM $6::bigint RETURNING 1)"
+                     " SELECT h.m, n.c, CASE WHEN n.c > 0 THEN pg_notify('factstr_commits',"
+                     " (h.m + $5::bigint)::text) END FROM h, (SELECT count(*) AS c FROM ins) n";
         std::vector<Command> commands{{"BEGIN", {}},
                                       {"SELECT pg_advisory_xact_lock(" FACTSTR_APPEND_LOCK ")", {}},
                                       std::move(insert),

@@ -220,6 +220,9 @@ struct Plan {
     std::vector<Leaf> leaves;  // empty: nothing can match
 };
 
+// Payload key hash -> the sequence numbers of the facts carrying it, ascending.
+using KeyMap = std::unordered_map<std::uint64_t, std::vector<SequenceNumber>>;
+
 class SqliteBackend final : public Backend {
   public:
     explicit SqliteBackend(SqliteOptions options) : options_(std::move(options)) {
@@ -937,15 +940,19 @@ class SqliteBackend final : public Backend {
             tail_.base = tail_.seen = indexed_through;
         }
         if (tail_.base > indexed_through || tail_.seen >= end) return;
+        read_keys(db, tail_.seen, end, tail_.keys);
+        tail_.seen = end;
+    }
+
+    // Adds the payload keys of the facts in (after, end], read from the log, to `keys`.
+    static void read_keys(Connection& db, SequenceNumber after, SequenceNumber end, KeyMap& keys) {
         Resetting rows(db.statement(kPayloadsAsc));
-        rows->bind(1, static_cast<std::int64_t>(tail_.seen))
-            .bind(2, static_cast<std::int64_t>(end));
+        rows->bind(1, static_cast<std::int64_t>(after)).bind(2, static_cast<std::int64_t>(end));
         while (rows->step()) {
             const auto seq = static_cast<SequenceNumber>(rows->integer(0));
             for (std::uint64_t key : json::index_keys_of(rows->text(1)))
-                tail_.keys[key].push_back(seq);
+                keys[key].push_back(seq);
         }
-        tail_.seen = end;
     }
 
     // A committed group extends the tail directly, without reading it back.
@@ -978,28 +985,20 @@ class SqliteBackend final : public Backend {
             const SequenceNumber from = indexed_through_on(db);
             const SequenceNumber to = head_on(db);
             if (to - from >= batch) {
-                std::vector<std::pair<std::int64_t, std::vector<SequenceNumber>>> keys;
+                // This process's tail map, when it covers exactly what is folded; else the
+                // facts, read back.
+                KeyMap folded;
+                bool covered = false;
                 {
-                    // This process's tail map, when it covers exactly what is folded; else
-                    // the facts, read back.
                     std::lock_guard lock(tail_mutex_);
-                    if (tail_.base == from && tail_.seen == to)
-                        for (const auto& [key, sequences] : tail_.keys)
-                            keys.emplace_back(static_cast<std::int64_t>(key), sequences);
+                    covered = tail_.base == from && tail_.seen == to;
+                    if (covered) folded = tail_.keys;
                 }
-                if (keys.empty()) {
-                    std::unordered_map<std::uint64_t, std::vector<SequenceNumber>> read;
-                    Resetting rows(db.statement(kPayloadsAsc));
-                    rows->bind(1, static_cast<std::int64_t>(from))
-                        .bind(2, static_cast<std::int64_t>(to));
-                    while (rows->step()) {
-                        const auto seq = static_cast<SequenceNumber>(rows->integer(0));
-                        for (std::uint64_t key : json::index_keys_of(rows->text(1)))
-                            read[key].push_back(seq);
-                    }
-                    for (auto& [key, sequences] : read)
-                        keys.emplace_back(static_cast<std::int64_t>(key), std::move(sequences));
-                }
+                if (!covered) read_keys(db, from, to, folded);
+                std::vector<std::pair<std::int64_t, std::vector<SequenceNumber>>> keys;
+                keys.reserve(folded.size());
+                for (auto& [key, sequences] : folded)
+                    keys.emplace_back(static_cast<std::int64_t>(key), std::move(sequences));
                 // In the index's order (SQLite compares the keys as signed integers).
                 std::sort(keys.begin(), keys.end(),
                           [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -1140,7 +1139,7 @@ class SqliteBackend final : public Backend {
     struct KeyTail {
         SequenceNumber base = 0;  // keys_indexed_through when the map was started
         SequenceNumber seen = 0;  // the map covers (base, seen]
-        std::unordered_map<std::uint64_t, std::vector<SequenceNumber>> keys;
+        KeyMap keys;
     };
     std::mutex tail_mutex_;
     KeyTail tail_;
