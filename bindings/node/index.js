@@ -73,12 +73,13 @@ function needsOwnStringify(payload) {
 
 // One event as (type, payloadJson); several as [[typesJson, payloadsJson], undefined]: two
 // JSON arrays, which cross into C++ as two strings (not two per event) and are split there.
+// The third element is how many events were encoded.
 function encodeEvents(events, method) {
   if (!Array.isArray(events)) throw new TypeError(`${method}: events must be an array of NewEvent, got ${describe(events)}`);
   if (events.length === 1) {
     const event = events[0];
     checkEvent(event, `${method}: events[0]`);
-    return [event.event_type, jsonText(event.payload, `${method}: events[0].payload`)];
+    return [event.event_type, jsonText(event.payload, `${method}: events[0].payload`), 1];
   }
   const types = new Array(events.length);
   const payloads = new Array(events.length);
@@ -103,7 +104,7 @@ function encodeEvents(events, method) {
     for (let i = 0; i < events.length; i++) texts[i] = jsonText(payloads[i], `${method}: events[${i}].payload`);
     payloadsJson = `[${texts.join(',')}]`;
   }
-  return [[JSON.stringify(types), payloadsJson], undefined];
+  return [[JSON.stringify(types), payloadsJson], undefined, types.length];
 }
 
 function encodeFilter(filter, where) {
@@ -174,11 +175,16 @@ function decodeRecords(sequenceNumbers, json) {
   return records;
 }
 
-function appendResult(slots) {
+// Reading a BigUint64Array slot makes a new BigInt; the count of a batch is known here, and
+// a one-event batch starts where it ends, so a single append reads one slot.
+const SMALL_COUNTS = Array.from({ length: 1025 }, (_, i) => BigInt(i));
+
+function appendResult(slots, count) {
+  const last = slots[1];
   return {
-    first_sequence_number: slots[0],
-    last_sequence_number: slots[1],
-    committed_count: slots[2],
+    first_sequence_number: count === 1 ? last : slots[0],
+    last_sequence_number: last,
+    committed_count: count < SMALL_COUNTS.length ? SMALL_COUNTS[count] : slots[2],
   };
 }
 
@@ -386,10 +392,10 @@ class FactstrStore {
 
   /** Appends the events as one batch (all or nothing) and returns its range. */
   append(events) {
-    const [first, second] = encodeEvents(events, 'append');
+    const [first, second, count] = encodeEvents(events, 'append');
     const core = this.#core;
     core.native.append(first, second);
-    const result = appendResult(core.slots);
+    const result = appendResult(core.slots, count);
     if (core.subscriptions.size !== 0) core.noteCommit(result.last_sequence_number);
     return result;
   }
@@ -405,7 +411,7 @@ class FactstrStore {
 
   /** Appends only when the query's context version still equals expectedContextVersion. */
   appendIf(events, query, expectedContextVersion) {
-    const [first, second] = encodeEvents(events, 'appendIf');
+    const [first, second, count] = encodeEvents(events, 'appendIf');
     const queryJson = encodeQuery(query, 'appendIf: query');
     let expected;
     if (expectedContextVersion !== undefined && expectedContextVersion !== null) {
@@ -415,7 +421,7 @@ class FactstrStore {
     const core = this.#core;
     const slots = core.slots;
     if (core.native.appendIf(first, second, queryJson, expected)) {
-      const result = appendResult(slots);
+      const result = appendResult(slots, count);
       if (core.subscriptions.size !== 0) core.noteCommit(result.last_sequence_number);
       return { append_result: result };
     }

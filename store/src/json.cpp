@@ -37,9 +37,10 @@ simdjson::dom::parser& stored_parser() {
                        std::string(what) + " is not valid JSON: " + simdjson::error_message(error));
 }
 
-element parse_input(std::string_view text, std::string_view what) {
+// `padded`: kParsePadding readable bytes follow the text, so it is parsed in place.
+element parse_input(std::string_view text, std::string_view what, bool padded = false) {
     element root;
-    auto error = input_parser().parse(text.data(), text.size(), true).get(root);
+    auto error = input_parser().parse(text.data(), text.size(), !padded).get(root);
     if (error) throw_invalid_json(what, error);
     return root;
 }
@@ -113,8 +114,40 @@ bool number_of(const Value& v, Number& out) {
     }
 }
 
+// The bytes hashed for one (key, scalar) pair: the key, a NUL, a tag and the value. Built on
+// the stack when they fit (nearly always), so hashing a key neither allocates nor touches
+// thread-local storage.
+class HashInput {
+  public:
+    explicit HashInput(std::string_view key) {
+        append(key);
+        push_back('\0');
+    }
+    void push_back(char c) { append(std::string_view(&c, 1)); }
+    void append(std::string_view bytes) {
+        if (!on_heap_ && size_ + bytes.size() <= sizeof stack_) {
+            std::memcpy(stack_ + size_, bytes.data(), bytes.size());
+            size_ += bytes.size();
+            return;
+        }
+        if (!on_heap_) heap_.assign(stack_, size_);
+        on_heap_ = true;
+        heap_.append(bytes);
+    }
+    void append(const char* bytes, std::size_t size) { append(std::string_view(bytes, size)); }
+    std::uint64_t hash() const {
+        return on_heap_ ? XXH3_64bits(heap_.data(), heap_.size()) : XXH3_64bits(stack_, size_);
+    }
+
+  private:
+    char stack_[240];
+    std::size_t size_ = 0;
+    bool on_heap_ = false;
+    std::string heap_;
+};
+
 // The bytes hashed for a scalar: a tag and a canonical value.
-void hash_input_number(std::string& buf, Number n) {
+void hash_input_number(HashInput& buf, Number n) {
     n = canonical(n);
     if (n.kind == Number::Kind::int64) {
         buf.push_back('i');
@@ -123,17 +156,6 @@ void hash_input_number(std::string& buf, Number n) {
         buf.push_back('d');
         buf.append(reinterpret_cast<const char*>(&n.d), sizeof n.d);
     }
-}
-
-std::uint64_t finish_hash(const std::string& buf) {
-    return XXH3_64bits(buf.data(), buf.size());
-}
-
-std::string& hash_buffer(std::string_view key) {
-    thread_local std::string buf;
-    buf.assign(key);
-    buf.push_back('\0');
-    return buf;
 }
 
 }  // namespace
@@ -231,7 +253,7 @@ bool is_indexable_scalar(const Value& value) {
 }
 
 std::uint64_t index_key(std::string_view key, const element& scalar) {
-    std::string& buf = hash_buffer(key);
+    HashInput buf(key);
     Number n;
     switch (scalar.type()) {
         case element_type::NULL_VALUE:
@@ -249,11 +271,11 @@ std::uint64_t index_key(std::string_view key, const element& scalar) {
             hash_input_number(buf, n);
             break;
     }
-    return finish_hash(buf);
+    return buf.hash();
 }
 
 std::uint64_t index_key(std::string_view key, const Value& scalar) {
-    std::string& buf = hash_buffer(key);
+    HashInput buf(key);
     Number n;
     switch (scalar.kind) {
         case Value::Kind::null:
@@ -271,7 +293,7 @@ std::uint64_t index_key(std::string_view key, const Value& scalar) {
             hash_input_number(buf, n);
             break;
     }
-    return finish_hash(buf);
+    return buf.hash();
 }
 
 namespace {
@@ -288,8 +310,11 @@ void collect_index_keys(const element& root, std::vector<std::uint64_t>& out) {
 }  // namespace
 
 // Duplicate keys make a payload mean different things to different readers (the first or
-// the last wins); they are refused. Returns the first duplicated key found, if any.
-static std::optional<std::string_view> duplicate_key(const element& e) {
+// the last wins); they are refused. Returns the first duplicated key found, if any. When
+// `index_keys` is given, it also receives the index keys of the object's scalar members (a
+// payload's top level), so that the top level is walked once for both.
+static std::optional<std::string_view> duplicate_key(
+    const element& e, std::vector<std::uint64_t>* index_keys = nullptr) {
     if (e.type() == element_type::ARRAY) {
         for (element item : simdjson::dom::array(e))
             if (auto d = duplicate_key(item)) return d;
@@ -297,6 +322,7 @@ static std::optional<std::string_view> duplicate_key(const element& e) {
     }
     if (e.type() != element_type::OBJECT) return std::nullopt;
     simdjson::dom::object object(e);
+    if (index_keys) index_keys->reserve(index_keys->size() + object.size());
     // Small objects (the common case) are checked pairwise without allocating.
     constexpr std::size_t kSmall = 16;
     std::string_view small[kSmall];
@@ -312,7 +338,12 @@ static std::optional<std::string_view> duplicate_key(const element& e) {
             large.push_back(field.key);
         }
         ++count;
-        if (auto d = duplicate_key(field.value)) return d;
+        const auto type = field.value.type();
+        if (type == element_type::OBJECT || type == element_type::ARRAY) {
+            if (auto d = duplicate_key(field.value)) return d;
+        } else if (index_keys) {
+            index_keys->push_back(index_key(field.key, field.value));
+        }
     }
     if (large.empty()) return std::nullopt;
     std::sort(large.begin(), large.end());
@@ -373,13 +404,14 @@ static void compact_in_place(std::string& text) {
 }
 
 PreparedPayload prepare_payload(std::string text, std::string_view what) {
-    element root = parse_input(text, what);
-    if (auto key = duplicate_key(root))
+    // Text with kParsePadding spare bytes of capacity after it (the Node binding passes its
+    // payloads so) is parsed in place; other text is first copied into a padded buffer.
+    element root = parse_input(text, what, text.capacity() - text.size() >= kParsePadding);
+    PreparedPayload prepared;
+    if (auto key = duplicate_key(root, &prepared.index_keys))
         throw InvalidInput(
             ErrorCode::invalid_json,
             std::string(what) + " has the key \"" + std::string(*key) + "\" twice in one object");
-    PreparedPayload prepared;
-    collect_index_keys(root, prepared.index_keys);
     compact_in_place(text);
     prepared.compact = std::move(text);
     return prepared;

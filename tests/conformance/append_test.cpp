@@ -142,3 +142,32 @@ TEST_CASE("compaction keeps strings exactly, escaped quotes and backslashes incl
     CHECK(facts[1].payload == "[\"a\\\\\\\"b\",null]");
     CHECK(facts[2].payload == "\"  spaced  \"");
 }
+
+TEST_CASE("payload text with spare capacity is parsed in place and read to its length only",
+          "[append]") {
+    // Text with json::kParsePadding spare bytes of capacity is parsed where it lies (the Node
+    // binding passes its payloads so). Whatever those bytes hold is not part of the payload.
+    auto with_junk_after = [](std::string text) {
+        const std::size_t size = text.size();
+        text += std::string(json::kParsePadding + 16, '9');
+        text.resize(size);  // the junk stays in the buffer, past the end
+        REQUIRE(text.capacity() - text.size() >= json::kParsePadding);
+        return text;
+    };
+    Store store = make_store();
+    (void)store.append({event("t", with_junk_after(R"( { "n" : 12 , "k" : "v" } )")),
+                        event("t", with_junk_after("12")), event("t", with_junk_after("\"s\""))});
+    auto facts = store.query({}).event_records;
+    REQUIRE(facts.size() == 3);
+    CHECK(facts[0].payload == R"({"n":12,"k":"v"})");
+    CHECK(facts[1].payload == "12");
+    CHECK(facts[2].payload == "\"s\"");
+    CHECK(sequence_numbers(store.query(query_of({predicates({R"({"n":12})"})})).event_records) ==
+          std::vector<SequenceNumber>{1});
+    CHECK(store.query(query_of({predicates({R"({"n":1299})"})})).event_records.empty());
+    for (const char* bad : {R"({"n":)", R"({"n":1,"n":2})", "[1,"}) {
+        INFO(bad);
+        CHECK_THROWS_AS(store.append({event("bad", with_junk_after(bad))}), InvalidInput);
+    }
+    CHECK(store.head() == 3);
+}

@@ -20,6 +20,40 @@ std::string string_argument(const Napi::CallbackInfo& info, std::size_t index, c
     return info[index].As<Napi::String>().Utf8Value();
 }
 
+// A payload's JSON text as UTF-8 in a std::string with factstr::json::kParsePadding spare
+// bytes of capacity, which the store parses in place. The UTF-16 length bounds the UTF-8
+// length (at most 3 bytes per unit), so a short text is converted in one pass, without V8
+// measuring it first.
+std::string payload_argument(Napi::Env env, Napi::Value value, const char* what) {
+    if (!value.IsString()) throw Napi::TypeError::New(env, std::string(what) + " must be a string");
+    std::size_t units = 0;
+    napi_get_value_string_utf16(env, value, nullptr, 0, &units);
+    std::size_t bound = units * 3;
+    if (bound > (std::size_t{1} << 16)) {
+        // Long text: measured first, so the buffer is not three times its size.
+        napi_get_value_string_utf8(env, value, nullptr, 0, &bound);
+    }
+    std::string text;
+    text.resize(bound + factstr::json::kParsePadding);
+    std::size_t written = 0;
+    // napi writes a terminating NUL: room for it is inside the padding.
+    napi_get_value_string_utf8(env, value, text.data(), bound + 1, &written);
+    text.resize(written);
+    return text;
+}
+
+// An event type: short, so converted in one pass through a stack buffer (V8 measuring a
+// string first is a second pass over it). A longer one takes the measured way.
+std::string type_argument(Napi::Env env, Napi::Value value) {
+    if (!value.IsString()) throw Napi::TypeError::New(env, "event_type must be a string");
+    char buffer[256];
+    std::size_t written = 0;
+    napi_get_value_string_utf8(env, value, buffer, sizeof buffer, &written);
+    // Whole characters are written: with room left for the longest (4 bytes), nothing was cut.
+    if (written + 4 < sizeof buffer - 1) return std::string(buffer, written);
+    return value.As<Napi::String>().Utf8Value();
+}
+
 // A JavaScript string as UTF-8 in a buffer with simdjson's padding, copied once.
 simdjson::padded_string padded_argument(Napi::Env env, Napi::Value value, const char* what) {
     if (!value.IsString()) throw Napi::TypeError::New(env, std::string(what) + " must be a string");
@@ -83,7 +117,9 @@ std::vector<factstr::NewEvent> events_from_arrays(Napi::Env env, Napi::Value typ
                 raw.remove_suffix(1);
         }
         if (error) throw refuse("payload " + std::to_string(i) + " is not valid JSON");
-        events[i++].payload.assign(raw);
+        std::string& payload = events[i++].payload;
+        payload.reserve(raw.size() + factstr::json::kParsePadding);  // parsed in place
+        payload.assign(raw);
     }
     if (i != events.size()) throw refuse("fewer payloads than event types");
     return events;
@@ -96,7 +132,8 @@ std::vector<factstr::NewEvent> events_argument(const Napi::CallbackInfo& info) {
     std::vector<factstr::NewEvent> events;
     if (info.Length() > 0 && info[0].IsString()) {
         events.push_back(
-            {info[0].As<Napi::String>().Utf8Value(), string_argument(info, 1, "payload")});
+            {type_argument(env, info[0]),
+             payload_argument(env, info.Length() > 1 ? info[1] : env.Undefined(), "payload")});
         return events;
     }
     if (info.Length() == 0 || !info[0].IsArray() || info[0].As<Napi::Array>().Length() != 2)

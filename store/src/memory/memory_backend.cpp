@@ -348,12 +348,15 @@ class MemoryBackend final : public Backend {
     }
 
     std::uint32_t intern_type(const std::string& name) {
+        // Runs of one type are common (a batch, a stream of commands): the last type first.
+        if (last_type_id_ < types_.size() && types_[last_type_id_].name == name)
+            return last_type_id_;
         auto it = type_ids_.find(name);
-        if (it != type_ids_.end()) return it->second;
+        if (it != type_ids_.end()) return last_type_id_ = it->second;
         const auto id = static_cast<std::uint32_t>(types_.size());
         types_.push_back(TypeEntry{name});
         type_ids_.emplace(name, id);
-        return id;
+        return last_type_id_ = id;
     }
 
     const TypeEntry* find_type(std::string_view name) const {
@@ -523,6 +526,7 @@ class MemoryBackend final : public Backend {
     std::vector<std::uint32_t> overflow_;  // positions of facts with unindexed keys
     std::vector<TypeEntry> types_;
     std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>> type_ids_;
+    std::uint32_t last_type_id_ = 0;  // the type of the newest fact (intern_type's first look)
     std::atomic<SequenceNumber> committed_head_{0};
 
     std::mutex cursor_mutex_;
