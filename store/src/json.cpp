@@ -323,26 +323,35 @@ static std::optional<std::string_view> duplicate_key(
     if (e.type() != element_type::OBJECT) return std::nullopt;
     simdjson::dom::object object(e);
     if (index_keys) index_keys->reserve(index_keys->size() + object.size());
-    // Small objects (the common case) are checked pairwise without allocating.
+    // Small objects (the common case) are checked pairwise without allocating. The keys
+    // seen are kept as two plain arrays: left uninitialized (no clearing per object) and
+    // read a word at a time.
     constexpr std::size_t kSmall = 16;
-    std::string_view small[kSmall];
+    const char* small_data[kSmall];
+    std::size_t small_size[kSmall];
     std::vector<std::string_view> large;
     std::size_t count = 0;
     for (auto field : object) {
+        const std::string_view key = field.key;
         if (count < kSmall) {
             for (std::size_t j = 0; j < count; ++j)
-                if (small[j] == field.key) return field.key;
-            small[count] = field.key;
+                if (small_size[j] == key.size() &&
+                    std::memcmp(small_data[j], key.data(), key.size()) == 0)
+                    return key;
+            small_data[count] = key.data();
+            small_size[count] = key.size();
         } else {
-            if (large.empty()) large.assign(small, small + kSmall);
-            large.push_back(field.key);
+            if (large.empty())
+                for (std::size_t j = 0; j < kSmall; ++j)
+                    large.emplace_back(small_data[j], small_size[j]);
+            large.push_back(key);
         }
         ++count;
         const auto type = field.value.type();
         if (type == element_type::OBJECT || type == element_type::ARRAY) {
             if (auto d = duplicate_key(field.value)) return d;
         } else if (index_keys) {
-            index_keys->push_back(index_key(field.key, field.value));
+            index_keys->push_back(index_key(key, field.value));
         }
     }
     if (large.empty()) return std::nullopt;
