@@ -37,9 +37,11 @@ std::vector<factstr::NewEvent> read_events(std::istream& in, const std::string& 
         const auto* type = member(value, "event_type");
         if (!type || type->kind != Kind::string || type->string.empty())
             fail_input(where + ": \"event_type\" must be a non-empty string");
-        const auto* payload = member(value, "payload");
+        // The payload's own text, as written (the store compacts it): numbers keep every
+        // digit they were given.
+        std::optional<std::string> payload = factstr::json::member_text(line, "payload", where);
         if (!payload) fail_input(where + ": \"payload\" is missing");
-        events.push_back({type->string, factstr::json::to_json(*payload)});
+        events.push_back({type->string, std::move(*payload)});
     }
     if (events.empty()) fail_input(source + ": no facts to append (expected NDJSON lines)");
     return events;
@@ -70,8 +72,8 @@ int run(const AppendOptions& options, const Globals& globals) {
         for (std::size_t i = 0; i < options.types.size(); ++i) {
             if (options.types[i].empty()) fail_input(fmt::format("--type #{} is empty", i + 1));
             std::string payload = options.payloads.empty() ? "{}" : options.payloads[i];
-            auto value = parse_line(payload, fmt::format("--payload #{}", i + 1));
-            events.push_back({options.types[i], factstr::json::to_json(value)});
+            (void)parse_line(payload, fmt::format("--payload #{}", i + 1));  // names a bad one
+            events.push_back({options.types[i], std::move(payload)});
         }
     } else if (!options.payloads.empty()) {
         fail_input("--payload needs a --type");

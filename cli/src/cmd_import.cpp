@@ -28,7 +28,7 @@ struct ImportOptions {
 
 struct Line {
     std::string event_type;
-    std::string payload;  // compact JSON
+    std::string payload;  // as exported (the store compacts it)
     std::optional<std::uint64_t> sequence_number;
     std::optional<std::uint64_t> batch_last;
     std::optional<factstr::Timestamp> occurred_at;
@@ -43,9 +43,10 @@ Line parse_fact(const std::string& text, const std::string& where) {
     if (!type || type->kind != Kind::string || type->string.empty())
         fail_input(where + ": \"event_type\" must be a non-empty string");
     line.event_type = type->string;
-    const auto* payload = member(value, "payload");
+    // The payload's text as exported, not re-serialized: an import is a faithful copy.
+    std::optional<std::string> payload = factstr::json::member_text(text, "payload", where);
     if (!payload) fail_input(where + ": \"payload\" is missing");
-    line.payload = factstr::json::to_json(*payload);
+    line.payload = std::move(*payload);
     line.sequence_number = uint_member(value, "sequence_number", where);
     line.batch_last = uint_member(value, "batch_last", where);
     if (const auto* at = member(value, "occurred_at"); at && at->kind != Kind::null) {

@@ -37,11 +37,76 @@ simdjson::dom::parser& stored_parser() {
                        std::string(what) + " is not valid JSON: " + simdjson::error_message(error));
 }
 
+// True when the integer digits `digits` (no sign, no leading zeros) with `negative` lie
+// outside both int64 and uint64.
+bool beyond_64_bits(std::string_view digits, bool negative) {
+    const std::string_view limit = negative ? "9223372036854775808" : "18446744073709551615";
+    if (digits.size() != limit.size()) return digits.size() > limit.size();
+    return digits > limit;
+}
+
+// simdjson 3.0 refuses integers beyond 64 bits (NUMBER_ERROR), which are valid JSON. Such an
+// integer is read as the double nearest to it, as JSON readers at large read it (and as
+// numbers beyond int64 are compared and hashed anyway): this returns a copy of `text` with
+// ".0" after each one, to be parsed in its place, or nothing when there is none. Only the
+// parse sees the copy; the text stored is the text given.
+std::optional<std::string> widen_big_integers(std::string_view text) {
+    std::string widened;
+    std::size_t copied = 0;  // text[0, copied) is in `widened` already
+    std::size_t i = 0;
+    while (i < text.size()) {
+        const char c = text[i];
+        if (c == '"') {
+            for (++i; i < text.size() && text[i] != '"'; ++i)
+                if (text[i] == '\\') ++i;
+            ++i;
+            continue;
+        }
+        if (c != '-' && (c < '0' || c > '9')) {
+            ++i;
+            continue;
+        }
+        const bool negative = c == '-';
+        const std::size_t start = i + (negative ? 1 : 0);
+        std::size_t end = start;
+        while (end < text.size() && text[end] >= '0' && text[end] <= '9')
+            ++end;
+        const bool integer =
+            end == text.size() || (text[end] != '.' && text[end] != 'e' && text[end] != 'E');
+        if (integer && beyond_64_bits(text.substr(start, end - start), negative)) {
+            widened.append(text.substr(copied, end - copied));
+            widened.append(".0");
+            copied = end;
+        }
+        // The rest of the token (fraction, exponent) holds no integer of its own.
+        while (end < text.size() &&
+               (text[end] == '.' || text[end] == 'e' || text[end] == 'E' || text[end] == '+' ||
+                text[end] == '-' || (text[end] >= '0' && text[end] <= '9')))
+            ++end;
+        i = end;
+    }
+    if (copied == 0) return std::nullopt;
+    widened.append(text.substr(copied));
+    return widened;
+}
+
+// Parses with `parser`, reading integers beyond 64 bits as doubles (widen_big_integers).
+// `padded`: kParsePadding readable bytes follow the text, so it is parsed in place.
+simdjson::error_code parse_json(simdjson::dom::parser& parser, std::string_view text, bool padded,
+                                element& root) {
+    auto error = parser.parse(text.data(), text.size(), !padded).get(root);
+    if (error != simdjson::NUMBER_ERROR) return error;
+    const std::optional<std::string> widened = widen_big_integers(text);
+    if (!widened) return error;
+    // The element lives in the parser's own buffers, not in the text parsed.
+    return parser.parse(widened->data(), widened->size(), true).get(root);
+}
+
 // `padded`: kParsePadding readable bytes follow the text, so it is parsed in place.
 element parse_input(std::string_view text, std::string_view what, bool padded = false) {
     element root;
-    auto error = input_parser().parse(text.data(), text.size(), !padded).get(root);
-    if (error) throw_invalid_json(what, error);
+    if (auto error = parse_json(input_parser(), text, padded, root))
+        throw_invalid_json(what, error);
     return root;
 }
 
@@ -428,12 +493,98 @@ PreparedPayload prepare_payload(std::string text, std::string_view what) {
 
 element parse_stored(std::string_view compact, bool padded) {
     element root;
-    auto error = stored_parser().parse(compact.data(), compact.size(), !padded).get(root);
-    if (error)
+    if (auto error = parse_json(stored_parser(), compact, padded, root))
         throw StoreError(
             ErrorCode::corrupt_database,
             std::string("a stored payload is not valid JSON: ") + simdjson::error_message(error));
     return root;
+}
+
+namespace {
+
+// Text given to On-Demand: in place when padded, else copied once into a padded buffer;
+// offsets into either are offsets into the text.
+simdjson::padded_string_view padded_view(std::string_view text, bool padded,
+                                         simdjson::padded_string& copy) {
+    if (padded)
+        return simdjson::padded_string_view(text.data(), text.size(), text.size() + kParsePadding);
+    copy = simdjson::padded_string(text);
+    return copy;
+}
+
+// The exact text of one On-Demand value (a scalar's token without trailing whitespace).
+simdjson::error_code value_text(simdjson::ondemand::value value, std::string_view& text) {
+    using namespace simdjson;
+    ondemand::json_type type;
+    if (auto error = value.type().get(type)) return error;
+    if (type == ondemand::json_type::object) {
+        ondemand::object object;
+        if (auto error = value.get_object().get(object)) return error;
+        return object.raw_json().get(text);
+    }
+    if (type == ondemand::json_type::array) {
+        ondemand::array array;
+        if (auto error = value.get_array().get(array)) return error;
+        return array.raw_json().get(text);
+    }
+    text = value.raw_json_token();
+    while (!text.empty() && (text.back() == ' ' || text.back() == '\n' || text.back() == '\r' ||
+                             text.back() == '\t'))
+        text.remove_suffix(1);
+    return SUCCESS;
+}
+
+simdjson::ondemand::parser& ondemand_parser() {
+    thread_local simdjson::ondemand::parser parser;
+    return parser;
+}
+
+}  // namespace
+
+std::optional<std::string> member_text(std::string_view object_text, std::string_view key,
+                                       std::string_view what) {
+    using namespace simdjson;
+    padded_string copy;
+    ondemand::document document;
+    ondemand::object object;
+    auto error = ondemand_parser().iterate(padded_view(object_text, false, copy)).get(document);
+    if (error) throw_invalid_json(what, error);
+    if (document.get_object().get(object)) return std::nullopt;
+    for (auto field : object) {
+        std::string_view name;
+        if ((error = field.unescaped_key().get(name))) throw_invalid_json(what, error);
+        if (name != key) continue;
+        std::string_view text;
+        if ((error = value_text(field.value(), text))) throw_invalid_json(what, error);
+        // Views into the padded copy: at the same offsets in the text given.
+        return std::string(
+            object_text.substr(static_cast<std::size_t>(text.data() - copy.data()), text.size()));
+    }
+    return std::nullopt;
+}
+
+std::vector<std::string_view> item_texts(std::string_view array_text, bool padded,
+                                         std::string_view what) {
+    using namespace simdjson;
+    padded_string copy;
+    const padded_string_view view = padded_view(array_text, padded, copy);
+    ondemand::document document;
+    ondemand::array array;
+    auto error = ondemand_parser().iterate(view).get(document);
+    if (!error) error = document.get_array().get(array);
+    if (error) throw_invalid_json(what, error);
+    std::vector<std::string_view> items;
+    for (auto item : array) {
+        ondemand::value value;
+        std::string_view text;
+        if ((error = item.get(value)) || (error = value_text(value, text)))
+            throw InvalidInput(ErrorCode::invalid_json,
+                               std::string(what) + ": item " + std::to_string(items.size()) +
+                                   " is not valid JSON: " + simdjson::error_message(error));
+        items.push_back(
+            array_text.substr(static_cast<std::size_t>(text.data() - view.data()), text.size()));
+    }
+    return items;
 }
 
 void append_quoted(std::string& out, std::string_view text) {

@@ -336,6 +336,21 @@ case_export_import() {
   persistent_only
   "$FACTSTR" demo >/dev/null || fail "demo"
   "$FACTSTR" append -t Big -p '{"list":[1,2.5,"x",{"y":null}],"u":"é"}' >/dev/null
+  # Payload text is kept as given (compacted only): numbers are not re-serialized, on the way
+  # in (--payload, NDJSON) nor through export and import. 12345678901234567890123 is beyond
+  # 64 bits: valid JSON, kept, and matched as the double nearest to it.
+  "$FACTSTR" append -t Digits -p '{ "d": 1.10, "e": 1E2, "z": -0.0, "p": 1.00000000000000001, "big": 12345678901234567890123 }' >/dev/null ||
+    fail "append of numbers in their own spelling"
+  IN=/dev/stdin
+  run append <<'EOF'
+{"event_type":"Digits","payload":[1.50, 2e0, -12345678901234567890123]}
+EOF
+  expect_rc 0 "NDJSON append of numbers in their own spelling"
+  run query --type Digits
+  expect_out_has '{"d":1.10,"e":1E2,"z":-0.0,"p":1.00000000000000001,"big":12345678901234567890123}'
+  expect_out_has '[1.50,2e0,-12345678901234567890123]'
+  run query --where '{"big":12345678901234567890123}'
+  expect_out_has '"big":12345678901234567890123' "a predicate on a number beyond 64 bits"
   run export
   expect_rc 0 export
   cp "$WORK/out" "$WORK/one.ndjson"

@@ -171,3 +171,46 @@ TEST_CASE("payload text with spare capacity is parsed in place and read to its l
     }
     CHECK(store.head() == 3);
 }
+
+TEST_CASE("integers beyond 64 bits are valid payload JSON, kept as written, matched as doubles",
+          "[append][query]") {
+    // 12345678901234567890123 is valid JSON that simdjson alone refuses; it is read as the
+    // double nearest to it. Numbers inside 64 bits keep their exact integer value even when a
+    // big one is in the same payload.
+    Store store = make_store();
+    const std::string payload =
+        R"({"big":12345678901234567890123,"neg":-99999999999999999999,"i":9223372036854775807,)"
+        R"("min":-9223372036854775808,"u":18446744073709551615,"s":"12345678901234567890123",)"
+        R"("list":[123456789012345678901234567890,1.5e300]})";
+    CHECK(store.append({event("t", payload), event("t", R"({"i":9223372036854775806})")}) ==
+          AppendResult{1, 2, 2});
+    CHECK(store.query({}).event_records[0].payload == payload);
+    auto found = [&](const std::string& predicate) {
+        return sequence_numbers(store.query(query_of({predicates({predicate})})).event_records);
+    };
+    using Seqs = std::vector<SequenceNumber>;
+    CHECK(found(R"({"big":12345678901234567890123})") == Seqs{1});
+    CHECK(found(R"({"neg":-99999999999999999999})") == Seqs{1});
+    // Another spelling of the same double: the matcher's answer. PostgreSQL's payload index
+    // compares the decimals as written and misses it (the known gap in the README).
+    if (std::string(backend_name()) != "postgres")
+        CHECK(found(R"({"big":12345678901234567890124})") == Seqs{1});
+    CHECK(found(R"({"big":12345678901234568890123})").empty());
+    CHECK(found(R"({"i":9223372036854775807})") == Seqs{1});
+    CHECK(found(R"({"i":9223372036854775806})") == Seqs{2});
+    CHECK(found(R"({"min":-9223372036854775808})") == Seqs{1});
+    CHECK(found(R"({"u":18446744073709551615})") == Seqs{1});
+    CHECK(found(R"({"s":"12345678901234567890123"})") == Seqs{1});
+    CHECK(found(R"({"list":[123456789012345678901234567890]})") == Seqs{1});
+    // A context with such a number decides append_if like any other.
+    const EventQuery context = query_of({predicates({R"({"big":12345678901234567890123})"})});
+    CHECK(store.append_if({event("t", R"({"big":12345678901234567890123})")}, context, 1)
+              .append_result());
+    CHECK(store.append_if({event("t")}, context, 1).conflict());
+    // Beyond 64 bits is not beyond JSON: malformed numbers are still refused.
+    for (const char* bad : {R"({"n":012345678901234567890123})", R"({"n":-})", R"({"n":1.})"}) {
+        INFO(bad);
+        CHECK_THROWS_AS(store.append({event("bad", bad)}), InvalidInput);
+    }
+    CHECK(store.head() == 3);
+}

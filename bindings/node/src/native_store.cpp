@@ -90,38 +90,18 @@ std::vector<factstr::NewEvent> events_from_arrays(Napi::Env env, Napi::Value typ
         }
     }
     const padded_string payloads = padded_argument(env, payloads_json, "payloads");
-    ondemand::document document;
-    ondemand::array array;
-    if (parser.iterate(payloads).get(document) || document.get_array().get(array))
-        throw refuse("the payloads are not a JSON array");
-    std::size_t i = 0;
-    for (auto item : array) {
-        ondemand::value value;
-        ondemand::json_type type;
-        if (item.get(value) || value.type().get(type)) throw refuse("a payload is not valid JSON");
-        if (i == events.size()) throw refuse("more payloads than event types");
-        std::string_view raw;
-        error_code error = SUCCESS;
-        if (type == ondemand::json_type::object) {
-            ondemand::object object;
-            error = value.get_object().get(object);
-            if (!error) error = object.raw_json().get(raw);
-        } else if (type == ondemand::json_type::array) {
-            ondemand::array inner;
-            error = value.get_array().get(inner);
-            if (!error) error = inner.raw_json().get(raw);
-        } else {
-            raw = value.raw_json_token();
-            while (!raw.empty() && (raw.back() == ' ' || raw.back() == '\n' || raw.back() == '\r' ||
-                                    raw.back() == '\t'))
-                raw.remove_suffix(1);
-        }
-        if (error) throw refuse("payload " + std::to_string(i) + " is not valid JSON");
-        std::string& payload = events[i++].payload;
-        payload.reserve(raw.size() + factstr::json::kParsePadding);  // parsed in place
-        payload.assign(raw);
+    const std::vector<std::string_view> texts = translate_errors(env, [&] {
+        return factstr::json::item_texts(std::string_view(payloads.data(), payloads.size()), true,
+                                         "the payloads");
+    });
+    if (texts.size() != events.size())
+        throw refuse(std::to_string(texts.size()) + " payloads for " +
+                     std::to_string(events.size()) + " event types");
+    for (std::size_t i = 0; i < texts.size(); ++i) {
+        std::string& payload = events[i].payload;
+        payload.reserve(texts[i].size() + factstr::json::kParsePadding);  // parsed in place
+        payload.assign(texts[i]);
     }
-    if (i != events.size()) throw refuse("fewer payloads than event types");
     return events;
 }
 

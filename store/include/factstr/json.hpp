@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -71,6 +72,19 @@ std::vector<std::uint64_t> index_keys_of(std::string_view compact);
 // bytes follow the text, so it is parsed in place without a copy.
 simdjson::dom::element parse_stored(std::string_view compact, bool padded = false);
 inline constexpr std::size_t kParsePadding = 64;
+
+// The text of the value at `key` in the JSON object `object_text` (its first such member),
+// exactly as written, or nothing when `object_text` is not an object or has no such member.
+// For readers of envelopes such as {"event_type":…,"payload":…} that pass the payload on as
+// it was given. Throws InvalidInput(invalid_json) naming `what` when the text is not JSON.
+std::optional<std::string> member_text(std::string_view object_text, std::string_view key,
+                                       std::string_view what);
+
+// The text of each element of the JSON array `array_text`, exactly as written (views into
+// it). `padded`: kParsePadding readable bytes follow the text. Throws
+// InvalidInput(invalid_json) naming `what` when the text is not a JSON array.
+std::vector<std::string_view> item_texts(std::string_view array_text, bool padded,
+                                         std::string_view what);
 
 // Appends `text` as a JSON string literal (quoted, escaped) to `out`.
 void append_quoted(std::string& out, std::string_view text);
