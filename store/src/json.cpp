@@ -512,26 +512,42 @@ simdjson::padded_string_view padded_view(std::string_view text, bool padded,
     return copy;
 }
 
-// The exact text of one On-Demand value (a scalar's token without trailing whitespace).
+static_assert(kParsePadding >= simdjson::SIMDJSON_PADDING,
+              "text parsed in place must carry simdjson's padding");
+
+std::string_view trim_trailing_space(std::string_view text) {
+    while (!text.empty() && (text.back() == ' ' || text.back() == '\n' || text.back() == '\r' ||
+                             text.back() == '\t'))
+        text.remove_suffix(1);
+    return text;
+}
+
+// After a document's value has been read: anything but the end is trailing content.
+simdjson::error_code at_end(simdjson::ondemand::document& document) {
+    return document.current_location().error() == simdjson::OUT_OF_BOUNDS
+               ? simdjson::SUCCESS
+               : simdjson::TRAILING_CONTENT;
+}
+
+// The exact text of one On-Demand value, without the whitespace after it.
 simdjson::error_code value_text(simdjson::ondemand::value value, std::string_view& text) {
     using namespace simdjson;
     ondemand::json_type type;
     if (auto error = value.type().get(type)) return error;
+    error_code error = SUCCESS;
     if (type == ondemand::json_type::object) {
         ondemand::object object;
-        if (auto error = value.get_object().get(object)) return error;
-        return object.raw_json().get(text);
-    }
-    if (type == ondemand::json_type::array) {
+        error = value.get_object().get(object);
+        if (!error) error = object.raw_json().get(text);
+    } else if (type == ondemand::json_type::array) {
         ondemand::array array;
-        if (auto error = value.get_array().get(array)) return error;
-        return array.raw_json().get(text);
+        error = value.get_array().get(array);
+        if (!error) error = array.raw_json().get(text);
+    } else {
+        text = value.raw_json_token();
     }
-    text = value.raw_json_token();
-    while (!text.empty() && (text.back() == ' ' || text.back() == '\n' || text.back() == '\r' ||
-                             text.back() == '\t'))
-        text.remove_suffix(1);
-    return SUCCESS;
+    text = trim_trailing_space(text);
+    return error;
 }
 
 simdjson::ondemand::parser& ondemand_parser() {
@@ -549,18 +565,22 @@ std::optional<std::string> member_text(std::string_view object_text, std::string
     ondemand::object object;
     auto error = ondemand_parser().iterate(padded_view(object_text, false, copy)).get(document);
     if (error) throw_invalid_json(what, error);
-    if (document.get_object().get(object)) return std::nullopt;
+    error = document.get_object().get(object);
+    if (error == INCORRECT_TYPE) return std::nullopt;  // not an object
+    if (error) throw_invalid_json(what, error);
+    std::optional<std::string> found;
     for (auto field : object) {
         std::string_view name;
         if ((error = field.unescaped_key().get(name))) throw_invalid_json(what, error);
-        if (name != key) continue;
+        if (found || name != key) continue;  // the first such member; the rest is still read
         std::string_view text;
         if ((error = value_text(field.value(), text))) throw_invalid_json(what, error);
         // Views into the padded copy: at the same offsets in the text given.
-        return std::string(
+        found = std::string(
             object_text.substr(static_cast<std::size_t>(text.data() - copy.data()), text.size()));
     }
-    return std::nullopt;
+    if ((error = at_end(document))) throw_invalid_json(what, error);
+    return found;
 }
 
 std::vector<std::string_view> item_texts(std::string_view array_text, bool padded,
@@ -584,6 +604,7 @@ std::vector<std::string_view> item_texts(std::string_view array_text, bool padde
         items.push_back(
             array_text.substr(static_cast<std::size_t>(text.data() - view.data()), text.size()));
     }
+    if ((error = at_end(document))) throw_invalid_json(what, error);
     return items;
 }
 

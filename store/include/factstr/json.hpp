@@ -74,15 +74,18 @@ simdjson::dom::element parse_stored(std::string_view compact, bool padded = fals
 inline constexpr std::size_t kParsePadding = 64;
 
 // The text of the value at `key` in the JSON object `object_text` (its first such member),
-// exactly as written, or nothing when `object_text` is not an object or has no such member.
-// For readers of envelopes such as {"event_type":…,"payload":…} that pass the payload on as
-// it was given. Throws InvalidInput(invalid_json) naming `what` when the text is not JSON.
+// exactly as written (without the whitespace around it), or nothing when `object_text` is
+// not an object or has no such member. For readers of envelopes such as
+// {"event_type":…,"payload":…} that pass the payload on as it was given. Validate the text
+// first (Value::parse): this reads only what it needs, and throws InvalidInput(invalid_json)
+// naming `what` for the malformations it meets, content after the object among them.
 std::optional<std::string> member_text(std::string_view object_text, std::string_view key,
                                        std::string_view what);
 
 // The text of each element of the JSON array `array_text`, exactly as written (views into
-// it). `padded`: kParsePadding readable bytes follow the text. Throws
-// InvalidInput(invalid_json) naming `what` when the text is not a JSON array.
+// it, without the whitespace around each). `padded`: kParsePadding readable bytes follow the
+// text. Throws InvalidInput(invalid_json) naming `what` when the text is not a JSON array or
+// has content after it; the elements themselves are validated by whoever parses them.
 std::vector<std::string_view> item_texts(std::string_view array_text, bool padded,
                                          std::string_view what);
 
