@@ -3,7 +3,7 @@
 // in the same run, on the same machine: @event-driven-io/emmett (memory, SQLite,
 // PostgreSQL) and @rotorsoft/act (memory, PostgreSQL).
 //
-//   node run.js [--quick] [--json-file PATH] [--backend memory|sqlite|postgres]...
+//   node --expose-gc run.js [--quick] [--json-file PATH] [--backend memory|sqlite|postgres]...
 //               [--pg-url postgres://...]   (default: $FACTSTR_TEST_POSTGRES_URL; without
 //                                            one the PostgreSQL rows say "skipped")
 //
@@ -388,6 +388,10 @@ async function main() {
         if (!open) { row.errors[lib] = (UNSUPPORTED[lib] || {})[backend] || 'not supported'; continue; }
         let adapter;
         try {
+          // Each library starts on a collected heap: the garbage of the run before (another
+          // library's store) is not collected on this one's time. Needs node --expose-gc
+          // (scripts/bench passes it); without it the runs simply follow each other.
+          if (typeof global.gc === 'function') global.gc();
           adapter = await open();
           const strayError = new Promise((_, reject) => { failRun = reject; });
           const r = await Promise.race([run(adapter, s), strayError]);
