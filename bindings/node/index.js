@@ -175,17 +175,12 @@ function decodeRecords(sequenceNumbers, json) {
   return records;
 }
 
-// Reading a BigUint64Array slot makes a new BigInt; the count of a batch is known here, and
-// a one-event batch starts where it ends, so a single append reads one slot.
-const SMALL_COUNTS = Array.from({ length: 1025 }, (_, i) => BigInt(i));
-
+// Reading a BigUint64Array slot makes a new BigInt: a one-event batch starts where it ends
+// and counts one, so a single append reads one slot.
 function appendResult(slots, count) {
   const last = slots[1];
-  return {
-    first_sequence_number: count === 1 ? last : slots[0],
-    last_sequence_number: last,
-    committed_count: count < SMALL_COUNTS.length ? SMALL_COUNTS[count] : slots[2],
-  };
+  if (count === 1) return { first_sequence_number: last, last_sequence_number: last, committed_count: 1n };
+  return { first_sequence_number: slots[0], last_sequence_number: last, committed_count: slots[2] };
 }
 
 // ---- streams -------------------------------------------------------------------------------

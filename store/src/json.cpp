@@ -362,15 +362,21 @@ std::uint64_t index_key(std::string_view key, const Value& scalar) {
 }
 
 namespace {
+// The one rule for which members of a payload's top level are indexed: the scalars. Shared by
+// validation (prepare_payload) and by stored payloads read back (index_keys_of), which must
+// agree key for key.
+void add_index_key(std::vector<std::uint64_t>& out, std::string_view key, const element& value) {
+    const auto type = value.type();
+    if (type != element_type::OBJECT && type != element_type::ARRAY)
+        out.push_back(index_key(key, value));
+}
+
 void collect_index_keys(const element& root, std::vector<std::uint64_t>& out) {
     if (root.type() != element_type::OBJECT) return;
     simdjson::dom::object object(root);
     out.reserve(out.size() + object.size());
-    for (auto field : object) {
-        auto type = field.value.type();
-        if (type == element_type::OBJECT || type == element_type::ARRAY) continue;
-        out.push_back(index_key(field.key, field.value));
-    }
+    for (auto field : object)
+        add_index_key(out, field.key, field.value);
 }
 }  // namespace
 
@@ -415,9 +421,8 @@ static std::optional<std::string_view> duplicate_key(
         const auto type = field.value.type();
         if (type == element_type::OBJECT || type == element_type::ARRAY) {
             if (auto d = duplicate_key(field.value)) return d;
-        } else if (index_keys) {
-            index_keys->push_back(index_key(key, field.value));
         }
+        if (index_keys) add_index_key(*index_keys, key, field.value);
     }
     if (large.empty()) return std::nullopt;
     std::sort(large.begin(), large.end());

@@ -20,11 +20,11 @@ std::string string_argument(const Napi::CallbackInfo& info, std::size_t index, c
     return info[index].As<Napi::String>().Utf8Value();
 }
 
-// A payload's JSON text as UTF-8 in a std::string with factstr::json::kParsePadding spare
-// bytes of capacity, which the store parses in place. The UTF-16 length bounds the UTF-8
-// length (at most 3 bytes per unit), so a short text is converted in one pass, without V8
-// measuring it first.
-std::string payload_argument(Napi::Env env, Napi::Value value, const char* what) {
+// JSON text from JavaScript as UTF-8 in a std::string with factstr::json::kParsePadding
+// spare bytes of capacity, so that it is parsed in place (by the store, or by simdjson here).
+// The UTF-16 length bounds the UTF-8 length (at most 3 bytes per unit), so a short text is
+// converted in one pass, without V8 measuring it first.
+std::string padded_argument(Napi::Env env, Napi::Value value, const char* what) {
     if (!value.IsString()) throw Napi::TypeError::New(env, std::string(what) + " must be a string");
     std::size_t units = 0;
     napi_get_value_string_utf16(env, value, nullptr, 0, &units);
@@ -54,18 +54,6 @@ std::string type_argument(Napi::Env env, Napi::Value value) {
     return value.As<Napi::String>().Utf8Value();
 }
 
-// A JavaScript string as UTF-8 in a buffer with simdjson's padding, copied once.
-simdjson::padded_string padded_argument(Napi::Env env, Napi::Value value, const char* what) {
-    if (!value.IsString()) throw Napi::TypeError::New(env, std::string(what) + " must be a string");
-    std::size_t length = 0;
-    napi_get_value_string_utf8(env, value, nullptr, 0, &length);
-    simdjson::padded_string text(length);
-    std::size_t written = 0;
-    // napi writes a terminating NUL: room for it is inside the padding.
-    napi_get_value_string_utf8(env, value, text.data(), length + 1, &written);
-    return text;
-}
-
 // Several events: their types and payloads as two JSON arrays (JSON.stringify of each), split
 // here with simdjson's On-Demand parser. Each payload is taken as its JSON text; the store
 // validates it like any other.
@@ -78,10 +66,12 @@ std::vector<factstr::NewEvent> events_from_arrays(Napi::Env env, Napi::Value typ
     };
     std::vector<factstr::NewEvent> events;
     {
-        const padded_string types = padded_argument(env, types_json, "event types");
+        const std::string types = padded_argument(env, types_json, "event types");
         ondemand::document document;
         ondemand::array array;
-        if (parser.iterate(types).get(document) || document.get_array().get(array))
+        if (parser.iterate(padded_string_view(types.data(), types.size(), types.capacity()))
+                .get(document) ||
+            document.get_array().get(array))
             throw refuse("the event types are not a JSON array");
         for (auto item : array) {
             std::string_view type;
@@ -89,11 +79,9 @@ std::vector<factstr::NewEvent> events_from_arrays(Napi::Env env, Napi::Value typ
             events.push_back({std::string(type), std::string()});
         }
     }
-    const padded_string payloads = padded_argument(env, payloads_json, "payloads");
-    const std::vector<std::string_view> texts = translate_errors(env, [&] {
-        return factstr::json::item_texts(std::string_view(payloads.data(), payloads.size()), true,
-                                         "the payloads");
-    });
+    const std::string payloads = padded_argument(env, payloads_json, "payloads");
+    const std::vector<std::string_view> texts = translate_errors(
+        env, [&] { return factstr::json::item_texts(payloads, true, "the payloads"); });
     if (texts.size() != events.size())
         throw refuse(std::to_string(texts.size()) + " payloads for " +
                      std::to_string(events.size()) + " event types");
@@ -113,7 +101,7 @@ std::vector<factstr::NewEvent> events_argument(const Napi::CallbackInfo& info) {
     if (info.Length() > 0 && info[0].IsString()) {
         events.push_back(
             {type_argument(env, info[0]),
-             payload_argument(env, info.Length() > 1 ? info[1] : env.Undefined(), "payload")});
+             padded_argument(env, info.Length() > 1 ? info[1] : env.Undefined(), "payload")});
         return events;
     }
     if (info.Length() == 0 || !info[0].IsArray() || info[0].As<Napi::Array>().Length() != 2)
