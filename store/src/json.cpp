@@ -313,6 +313,14 @@ bool subset_match(const Value& predicate, const element& payload) {
     return false;
 }
 
+std::uint64_t type_index_key(std::string_view event_type) {
+    HashInput buf(
+        "\xff"
+        "type");
+    buf.append(event_type);
+    return buf.hash();
+}
+
 bool is_indexable_scalar(const Value& value) {
     return value.kind != Value::Kind::array && value.kind != Value::Kind::object;
 }

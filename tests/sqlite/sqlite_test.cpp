@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <numeric>
 #include <random>
 #include <set>
 #include <sstream>
@@ -141,18 +142,18 @@ TEST_CASE("a factstr file of a newer schema version is refused", "[sqlite]") {
     TempDir dir;
     const std::string path = dir.file("facts.db");
     { (void)open("sqlite:" + path).append({event("a")}); }
-    raw_exec(path, "UPDATE factstr_meta SET value = '3' WHERE key = 'schema_version'");
+    raw_exec(path, "UPDATE factstr_meta SET value = '4' WHERE key = 'schema_version'");
     const std::string before = read_file(path);
     try {
         open("sqlite:" + path);
         FAIL("expected a refusal");
     } catch (const StoreError& e) {
         CHECK(e.code() == ErrorCode::schema_mismatch);
-        CHECK_THAT(e.what(), Catch::Contains("schema version 3") &&
-                                 Catch::Contains("reads versions 1 and 2"));
+        CHECK_THAT(e.what(),
+                   Catch::Contains("schema version 4") && Catch::Contains("reads versions 1 to 3"));
     }
     CHECK(read_file(path) == before);
-    raw_exec(path, "UPDATE factstr_meta SET value = '2' WHERE key = 'schema_version'");
+    raw_exec(path, "UPDATE factstr_meta SET value = '3' WHERE key = 'schema_version'");
     CHECK(open("sqlite:" + path).head() == 1);
 }
 
@@ -189,6 +190,19 @@ CREATE TABLE durable_streams (
 ) WITHOUT ROWID;
 INSERT INTO factstr_meta (key, value) VALUES ('format', 'factstr'), ('schema_version', '1');
 )sql";
+
+// An event type's key in payload_postings, as SQL text.
+std::string type_key(const std::string& name) {
+    return std::to_string(static_cast<std::int64_t>(json::type_index_key(name)));
+}
+
+// How many facts payload_postings lists under `key_sql` (0 for none).
+std::int64_t posting_entries(const std::string& path, const std::string& key_sql) {
+    return raw_rows(path,
+                    "SELECT coalesce(sum(entries), 0) FROM payload_postings"
+                    " WHERE key_hash = " +
+                        key_sql)[0][0];
+}
 
 std::string account_payload(int account, int i) {
     return R"({"account":"a)" + std::to_string(account) + R"(","currency":"EUR","i":)" +
@@ -243,16 +257,24 @@ TEST_CASE("a version 1 file is converted on first open and reads the same", "[sq
     raw_exec(path, "BEGIN;" + sql + "COMMIT;");
 
     Store store = open("sqlite:" + path);
-    CHECK(raw_rows(path, "SELECT value = '2' FROM factstr_meta WHERE key = 'schema_version'") ==
+    CHECK(raw_rows(path, "SELECT value = '3' FROM factstr_meta WHERE key = 'schema_version'") ==
           std::vector<std::vector<std::int64_t>>{{1}});
-    CHECK(raw_rows(path, "SELECT count(*) FROM sqlite_schema WHERE name = 'payload_keys'") ==
+    CHECK(raw_rows(path,
+                   "SELECT count(*) FROM sqlite_schema WHERE name IN "
+                   "('payload_keys', 'facts_by_type')") ==
           std::vector<std::vector<std::int64_t>>{{0}});
-    // Every (key, fact) pair of payload_keys is in a posting row: 2000 facts x 3 or 4 keys.
-    CHECK(raw_rows(path, "SELECT sum(entries) FROM payload_postings") ==
+    // Every (key, fact) pair of payload_keys is in a posting row: 2000 facts x 3 or 4 keys;
+    // and every fact up to keys_indexed_through under its type's key.
+    CHECK(raw_rows(path, "SELECT sum(entries) FROM payload_postings WHERE key_hash != " +
+                             type_key("deposited")) ==
           std::vector<std::vector<std::int64_t>>{{2000 * 3 + 2}});
+    CHECK(posting_entries(path, type_key("deposited")) == 2000);
     for (const auto& [account, expected] : by_account)
         check_reads(store, account_query("a" + std::to_string(account)), expected);
     check_reads(store, query_of({predicates({R"({"rare":true})"})}), rare);
+    Seqs all(3000);
+    std::iota(all.begin(), all.end(), SequenceNumber{1});
+    check_reads(store, query_of({types({"deposited"})}), all);
     // Appends and folds continue on the converted file.
     (void)store.append({event("deposited", account_payload(3, 3001))});
     by_account[3].push_back(3001);
@@ -311,12 +333,14 @@ TEST_CASE("the payload key index answers across folds, full posting rows and the
     const auto indexed = raw_rows(path, "SELECT keys_indexed_through FROM index_state")[0][0];
     CHECK(indexed >= 12000);
     CHECK(indexed < 12345);
-    // Every (key, fact) pair up to keys_indexed_through is in a posting row.
+    // Every (key, fact) pair up to keys_indexed_through is in a posting row, and every fact
+    // under its type's key.
     const auto rare_indexed = std::count_if(rare.begin(), rare.end(), [&](SequenceNumber s) {
         return static_cast<std::int64_t>(s) <= indexed;
     });
     CHECK(raw_rows(path, "SELECT sum(entries) FROM payload_postings")[0][0] ==
-          indexed * 3 + rare_indexed);
+          indexed * 4 + rare_indexed);
+    CHECK(posting_entries(path, type_key("withdrawn")) == indexed / 5);
     CHECK(raw_rows(path, "SELECT max(length(sequences)) <= 960 FROM payload_postings")[0][0] == 1);
     auto rows_of = [&](const std::string& predicate) {
         const auto key = static_cast<std::int64_t>(json::index_keys_of(predicate).at(0));
@@ -343,6 +367,16 @@ TEST_CASE("the payload key index answers across folds, full posting rows and the
                                       std::vector<std::string>{R"({"account":"a7"})"}}}),
                 withdrawn_a7);
     check_reads(store, query_of({predicates({R"({"account":"a50"})"})}), Seqs{});
+    // By event type: the sparse one (a fifth of the facts, read by its posting list), the
+    // dense one (read by a scan), both, and one that does not exist.
+    Seqs withdrawn, deposited;
+    for (SequenceNumber s : all)
+        (s % 5 == 0 ? withdrawn : deposited).push_back(s);
+    check_reads(store, query_of({types({"withdrawn"})}), withdrawn);
+    check_reads(store, query_of({types({"deposited"})}), deposited);
+    check_reads(store, query_of({types({"deposited", "withdrawn"})}), all);
+    check_reads(store, query_of({types({"withdrawn"}), types({"deposited"})}), all);
+    check_reads(store, query_of({types({"refunded"})}), Seqs{});
 
     // A second Store object (its own tail, built from the file) reads the same.
     Store other = open("sqlite:" + path + "?index_batch=1000");
@@ -361,6 +395,79 @@ TEST_CASE("the payload key index answers across folds, full posting rows and the
                                     by_account[7][by_account[7].size() - 2]);
     REQUIRE(conflict.conflict());
     CHECK(conflict.conflict()->actual_context_version == by_account[7].back());
+}
+
+TEST_CASE("a version 2 file is converted on first open: its type index becomes posting lists",
+          "[sqlite]") {
+    TempDir dir;
+    const std::string path = dir.file("v2.db");
+    // A version 2 file is a version 3 file without the event types' posting rows and with the
+    // facts_by_type index: made so from one this build wrote (a fold every 500 facts, a tail).
+    const std::vector<std::string> names = {"opened", "deposited", "withdrawn", "closed"};
+    std::map<std::string, Seqs> by_type;
+    Seqs all, closed_a3;
+    {
+        Store writer = open("sqlite:" + path + "?index_batch=500");
+        int i = 0;
+        while (i < 2345) {
+            std::vector<NewEvent> batch;
+            for (int j = 0; j < 10 && i < 2345; ++j) {
+                ++i;
+                // Runs of one type, and a rare one.
+                const std::string type = i % 101 == 0 ? "closed" : names[(i / 7) % 3];
+                batch.push_back(event(type, account_payload(i % 7, i)));
+                by_type[type].push_back(static_cast<SequenceNumber>(i));
+                all.push_back(static_cast<SequenceNumber>(i));
+                if (type == "closed" && i % 7 == 3) closed_a3.push_back(i);
+            }
+            (void)writer.append(std::move(batch));
+        }
+    }
+    const auto indexed = raw_rows(path, "SELECT keys_indexed_through FROM index_state")[0][0];
+    REQUIRE(indexed >= 2000);
+    REQUIRE(indexed < 2345);
+    std::string type_keys;
+    for (const std::string& name : names)
+        type_keys += (type_keys.empty() ? "" : ", ") + type_key(name);
+    raw_exec(path,
+             "BEGIN; DELETE FROM payload_postings WHERE key_hash IN (" + type_keys +
+                 "); CREATE INDEX facts_by_type ON facts (type_id, sequence_number);"
+                 " UPDATE factstr_meta SET value = '2' WHERE key = 'schema_version'; COMMIT;");
+    REQUIRE(posting_entries(path, type_key("deposited")) == 0);
+
+    Store store = open("sqlite:" + path + "?index_batch=500");
+    CHECK(raw_rows(path, "SELECT value = '3' FROM factstr_meta WHERE key = 'schema_version'") ==
+          std::vector<std::vector<std::int64_t>>{{1}});
+    CHECK(raw_rows(path, "SELECT count(*) FROM sqlite_schema WHERE name = 'facts_by_type'") ==
+          std::vector<std::vector<std::int64_t>>{{0}});
+    // Each type's facts up to keys_indexed_through are in its posting rows.
+    for (const std::string& name : names) {
+        INFO("type " << name);
+        const auto folded = std::count_if(
+            by_type[name].begin(), by_type[name].end(),
+            [&](SequenceNumber s) { return static_cast<std::int64_t>(s) <= indexed; });
+        CHECK(posting_entries(path, type_key(name)) == folded);
+        check_reads(store, query_of({types({name})}), by_type[name]);
+    }
+    check_reads(store, query_of({types({"opened", "deposited", "withdrawn", "closed"})}), all);
+    Seqs opened_or_closed = by_type["opened"];
+    opened_or_closed.insert(opened_or_closed.end(), by_type["closed"].begin(),
+                            by_type["closed"].end());
+    std::sort(opened_or_closed.begin(), opened_or_closed.end());
+    check_reads(store, query_of({types({"closed"}), types({"opened"})}), opened_or_closed);
+    check_reads(store,
+                query_of({EventFilter{std::vector<std::string>{"closed"},
+                                      std::vector<std::string>{R"({"account":"a3"})"}}}),
+                closed_a3);
+    // Appends and folds continue on the converted file, and a new type is indexed as well.
+    for (int k = 0; k < 600; ++k) {
+        const auto seq =
+            store.append({event("reopened", account_payload(1, k))}).last_sequence_number;
+        by_type["reopened"].push_back(seq);
+    }
+    check_reads(store, query_of({types({"reopened"})}), by_type["reopened"]);
+    check_reads(store, query_of({types({"closed"})}), by_type["closed"]);
+    CHECK(posting_entries(path, type_key("reopened")) > 0);
 }
 
 TEST_CASE("a corrupt factstr file gives a corrupt_database error", "[sqlite]") {

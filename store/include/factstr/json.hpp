@@ -53,6 +53,11 @@ std::uint64_t index_key(std::string_view key, const simdjson::dom::element& scal
 std::uint64_t index_key(std::string_view key, const Value& scalar);
 bool is_indexable_scalar(const Value& value);
 
+// Stable 64-bit key of an event type in the same space as index_key: the bytes hashed start
+// with 0xFF, which no payload key (valid UTF-8) can, so a type never shares a key with a
+// payload member. Stored in persistent indexes, like index_key.
+std::uint64_t type_index_key(std::string_view event_type);
+
 // A payload after validation: compact JSON text plus the index keys of its top-level
 // scalar members (at most one per member).
 struct PreparedPayload {

@@ -1,12 +1,15 @@
 // The SQLite backend: the embedded, persistent default.
 //
-// Schema (version 2): facts(sequence_number INTEGER PRIMARY KEY, …, batch_last) keeps every
+// Schema (version 3): facts(sequence_number INTEGER PRIMARY KEY, …, batch_last) keeps every
 // fact with the last sequence number of the append it came in (the batch boundary);
 // event_types interns type names; payload_postings indexes every top-level scalar of every
-// payload; durable_streams keeps cursors.
+// payload and every fact's event type (json::type_index_key, a key no payload member has);
+// durable_streams keeps cursors.
 //
-// The payload key index is written in bulk, not per append: a random secondary-index insert
-// per key would dirty a page per key and multiply what every commit writes. The index covers
+// The key index is written in bulk, not per append: a random secondary-index insert per key
+// would dirty a page per key and multiply what every commit writes. (Version 2 kept the event
+// type in a B-tree index on facts, written on every append: 20-25 % of a batch append's
+// time.) The index covers
 // the facts up to index_state.keys_indexed_through; each process keeps the facts after that
 // (the tail, index_batch facts at most) in an in-memory key map built from the log, and a
 // writer folds the tail into the index once it holds index_batch facts. A lookup is the
@@ -16,8 +19,8 @@
 // sequences) rows hold a key's ascending sequence numbers as LEB128 deltas, at most
 // kPostingBytes per row (so a row stays on its B-tree page). A fold extends each key's newest
 // row and starts a new one when it is full: one row written per key per fold, where version 1
-// (payload_keys, one row per key per fact) wrote ~4 per fact. Version 1 files are converted
-// when they are first opened.
+// (payload_keys, one row per key per fact) wrote ~4 per fact. Version 1 and 2 files are
+// converted when they are first opened.
 //
 // Writes go through one writer connection. Appends issued concurrently by threads of this
 // process are queued and committed together in one transaction (group commit: one fsync),
@@ -43,7 +46,7 @@ namespace factstr {
 namespace sqlite {
 namespace {
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 
 // The posting list table: in the schema, and added by the version 1 conversion.
 #define POSTINGS_TABLE                                                                          \
@@ -61,7 +64,6 @@ CREATE TABLE facts (
   payload TEXT NOT NULL,
   batch_last INTEGER NOT NULL
 );
-CREATE INDEX facts_by_type ON facts (type_id, sequence_number);
 )sql" POSTINGS_TABLE R"sql(
 CREATE TABLE index_state (
   id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -74,7 +76,7 @@ CREATE TABLE durable_streams (
   query_json TEXT NOT NULL,
   updated_at INTEGER NOT NULL
 ) WITHOUT ROWID;
-INSERT INTO factstr_meta (key, value) VALUES ('format', 'factstr'), ('schema_version', '2');
+INSERT INTO factstr_meta (key, value) VALUES ('format', 'factstr'), ('schema_version', '3');
 )sql";
 
 // Version 1 -> 2: payload_keys (one row per key per fact) becomes payload_postings.
@@ -84,6 +86,14 @@ constexpr const char* kVersion1Keys =
     "SELECT key_hash, sequence_number FROM payload_keys ORDER BY key_hash, sequence_number";
 constexpr const char* kFinishVersion2 =
     "DROP TABLE payload_keys; UPDATE factstr_meta SET value = '2' WHERE key = 'schema_version'";
+// Version 2 -> 3: the facts_by_type index becomes posting lists of the types' keys (for the
+// facts the key index covers; the others are in every process's tail).
+constexpr const char* kVersion2Types =
+    "SELECT type_id, sequence_number FROM facts WHERE sequence_number <= ?1"
+    " ORDER BY type_id, sequence_number";
+constexpr const char* kFinishVersion3 =
+    "DROP INDEX IF EXISTS facts_by_type;"
+    " UPDATE factstr_meta SET value = '3' WHERE key = 'schema_version'";
 
 #define FACT_COLUMNS "sequence_number, occurred_at, type_id, payload, batch_last"
 constexpr const char* kBegin = "BEGIN";
@@ -97,17 +107,6 @@ constexpr const char* kScanAsc =
 constexpr const char* kScanDesc = "SELECT " FACT_COLUMNS
                                   " FROM facts WHERE sequence_number > ?1 AND sequence_number <= ?2"
                                   " ORDER BY sequence_number DESC";
-constexpr const char* kTypeAsc =
-    "SELECT " FACT_COLUMNS
-    " FROM facts WHERE type_id = ?3 AND sequence_number > ?1 AND sequence_number <= ?2"
-    " ORDER BY sequence_number";
-constexpr const char* kTypeCount =
-    "SELECT count(*) FROM facts INDEXED BY facts_by_type"
-    " WHERE type_id = ?3 AND sequence_number > ?1 AND sequence_number <= ?2";
-constexpr const char* kTypeDesc =
-    "SELECT " FACT_COLUMNS
-    " FROM facts WHERE type_id = ?3 AND sequence_number > ?1 AND sequence_number <= ?2"
-    " ORDER BY sequence_number DESC";
 // A key's posting rows that may hold sequence numbers in (?2, ?3]: ascending, a reader stops
 // at the first number above ?3; descending, they start at the row that covers ?3.
 constexpr const char* kPostingsAsc =
@@ -122,6 +121,10 @@ constexpr const char* kPostingsDesc =
 constexpr const char* kPostingProbe =
     "SELECT coalesce(sum(entries), 0) FROM (SELECT entries FROM payload_postings"
     " WHERE key_hash = ?1 ORDER BY last_sequence DESC LIMIT 8)";
+// How many of a key's indexed facts lie in (?2, ?3], roughly (the rows ending there).
+constexpr const char* kPostingCount =
+    "SELECT coalesce(sum(entries), 0) FROM payload_postings"
+    " WHERE key_hash = ?1 AND last_sequence > ?2 AND last_sequence <= ?3";
 constexpr const char* kNewestPosting =
     "SELECT last_sequence, entries, sequences FROM payload_postings WHERE key_hash = ?1"
     " ORDER BY last_sequence DESC LIMIT 1";
@@ -149,7 +152,7 @@ constexpr const char* kIndexedThrough = "SELECT keys_indexed_through FROM index_
 constexpr const char* kSetIndexedThrough = "UPDATE index_state SET keys_indexed_through = ?1";
 constexpr const char* kFactAt = "SELECT " FACT_COLUMNS " FROM facts WHERE sequence_number = ?1";
 constexpr const char* kPayloadsAsc =
-    "SELECT sequence_number, payload FROM facts"
+    "SELECT sequence_number, type_id, payload FROM facts"
     " WHERE sequence_number > ?1 AND sequence_number <= ?2 ORDER BY sequence_number";
 
 #undef FACT_COLUMNS
@@ -210,10 +213,12 @@ struct Row {
     SequenceNumber batch_last;
 };
 
-// Where a query's candidates come from: a type, a payload key, or every fact.
+// Where a query's candidates come from: every fact, or the postings of one key — a payload
+// key, or an event type's key (then `type_id` is the type's id, else 0).
 struct Leaf {
-    enum class Kind { scan, type, key } kind;
+    enum class Kind { scan, key } kind;
     std::int64_t value = 0;
+    std::int64_t type_id = 0;
 };
 
 struct Plan {
@@ -405,7 +410,7 @@ class SqliteBackend final : public Backend {
                                  "it was left untouched");
     }
 
-    // Creates the schema in an empty file and converts a version 1 file, each in one write
+    // Creates the schema in an empty file and converts a version 1 or 2 file, each in one write
     // transaction (another process may be doing the same: the second finds it done).
     void ensure_schema(Connection& db) {
         if (validate_existing(db) == kSchemaVersion) return;
@@ -414,6 +419,7 @@ class SqliteBackend final : public Backend {
             const int version = validate_existing(db);
             if (version == 0) db.exec(kSchema);
             if (version == 1) convert_version_1(db);
+            if (version == 1 || version == 2) convert_version_2(db);
             db.exec("COMMIT");
         } catch (...) {
             sqlite3_exec(db.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
@@ -441,7 +447,28 @@ class SqliteBackend final : public Backend {
         db.exec(kFinishVersion2);
     }
 
-    // The file's factstr schema version (1 or ours); 0 when the file is empty. Throws for
+    // The type index's entries up to keys_indexed_through, read in type order, become posting
+    // rows of the types' keys; the index is dropped.
+    void convert_version_2(Connection& db) {
+        Resetting rows(db.statement(kVersion2Types));
+        rows->bind(1, static_cast<std::int64_t>(indexed_through_on(db)));
+        std::int64_t type = 0;
+        std::vector<SequenceNumber> sequences;
+        auto flush = [&] {
+            if (!sequences.empty()) add_postings(db, type_key(db, type), sequences);
+            sequences.clear();
+        };
+        while (rows->step()) {
+            if (rows->integer(0) != type) flush();
+            type = rows->integer(0);
+            sequences.push_back(static_cast<SequenceNumber>(rows->integer(1)));
+        }
+        flush();
+        rows->reset();
+        db.exec(kFinishVersion3);
+    }
+
+    // The file's factstr schema version (1, 2 or ours); 0 when the file is empty. Throws for
     // anything else, without changing the file.
     int validate_existing(Connection& db) {
         std::vector<std::string> tables;
@@ -474,10 +501,11 @@ class SqliteBackend final : public Backend {
                                                              " is not a factstr store (format '" +
                                                              format + "'); it was left untouched");
         if (version == "1") return 1;
+        if (version == "2") return 2;
         if (version != std::to_string(kSchemaVersion))
             throw StoreError(ErrorCode::schema_mismatch,
                              "sqlite:" + options_.path + " has factstr schema version " + version +
-                                 ", this build reads versions 1 and " +
+                                 ", this build reads versions 1 to " +
                                  std::to_string(kSchemaVersion) + "; it was left untouched");
         return kSchemaVersion;
     }
@@ -595,6 +623,11 @@ class SqliteBackend final : public Backend {
         return type_names_.emplace(id, name).first->second;
     }
 
+    // An event type's key in payload_postings and the tail.
+    std::int64_t type_key(Connection& db, std::int64_t id) {
+        return static_cast<std::int64_t>(json::type_index_key(type_name(db, id)));
+    }
+
     EventRecord to_record(Connection& db, Row&& row) {
         return EventRecord{row.sequence_number,
                            Timestamp(std::chrono::microseconds(row.occurred_at)),
@@ -606,8 +639,8 @@ class SqliteBackend final : public Backend {
     }
 
     // One leaf per alternative of the query: for a filter with indexable predicates, the
-    // rarest key of each predicate; otherwise its event types; otherwise a scan. Every
-    // candidate is verified by the shared matcher.
+    // rarest key of each predicate; otherwise the keys of its event types; otherwise a scan.
+    // Every candidate is verified by the shared matcher.
     Plan make_plan(Connection& db, const CompiledQuery& query) {
         Plan plan;
         if (query.matches_all()) {
@@ -626,7 +659,9 @@ class SqliteBackend final : public Backend {
             } else if (filter.event_types) {
                 for (const std::string& name : *filter.event_types)
                     if (auto id = type_id(db, name))
-                        plan.leaves.push_back(Leaf{Leaf::Kind::type, *id});
+                        plan.leaves.push_back(
+                            Leaf{Leaf::Kind::key,
+                                 static_cast<std::int64_t>(json::type_index_key(name)), *id});
             } else {
                 return Plan{{Leaf{Leaf::Kind::scan}}};
             }
@@ -657,17 +692,6 @@ class SqliteBackend final : public Backend {
             }
         }
         return best;
-    }
-
-    Statement& leaf_statement(Connection& db, const Leaf& leaf, bool descending) {
-        switch (leaf.kind) {
-            case Leaf::Kind::scan:
-                return db.statement(descending ? kScanDesc : kScanAsc);
-            case Leaf::Kind::type:
-            case Leaf::Kind::key:  // keys are read by for_each_indexed
-                return db.statement(descending ? kTypeDesc : kTypeAsc);
-        }
-        return db.statement(kScanAsc);
     }
 
     // Calls fn(sequence_number) for the facts in (low, high] that the payload key index
@@ -709,33 +733,28 @@ class SqliteBackend final : public Backend {
                              SequenceNumber indexed_through, std::size_t limit = SIZE_MAX,
                              SequenceNumber* stopped_at = nullptr) {
         std::vector<Row> rows;
-        auto run = [&](const Leaf& leaf, SequenceNumber low, SequenceNumber high) {
-            if (low >= high) return;
-            Resetting leaf_rows(leaf_statement(db, leaf, false));
-            leaf_rows->bind(1, static_cast<std::int64_t>(low))
-                .bind(2, static_cast<std::int64_t>(high));
-            if (leaf.kind != Leaf::Kind::scan) leaf_rows->bind(3, leaf.value);
-            while (leaf_rows->step()) {
-                Row row = read_row(*leaf_rows);
-                if (verify(db, query, row)) rows.push_back(std::move(row));
-            }
+        auto keep_verified = [&](Row&& row) {
+            if (verify(db, query, row)) rows.push_back(std::move(row));
         };
-        const Leaf scan{Leaf::Kind::scan};
-        // Several event types that together make up much of the range (a projector reading
-        // every type it folds): one pass over the facts in order, skipping other types by id,
-        // costs less than one index walk per type, a lookup per fact and a sort.
-        if (plan.leaves.size() > 1 && end > after &&
+        // Every fact in (low, high], verified.
+        auto scan = [&](SequenceNumber low, SequenceNumber high) {
+            if (low >= high) return;
+            Resetting scan_rows(db.statement(kScanAsc));
+            scan_rows->bind(1, static_cast<std::int64_t>(low))
+                .bind(2, static_cast<std::int64_t>(high));
+            while (scan_rows->step())
+                keep_verified(read_row(*scan_rows));
+        };
+        // Event types that together make up much of the range (a projector reading every
+        // type it folds, a broad query by type): one pass over the facts in order, skipping
+        // other types by id, costs less than a lookup per fact.
+        if (!plan.leaves.empty() && end > after &&
             std::all_of(plan.leaves.begin(), plan.leaves.end(),
-                        [](const Leaf& leaf) { return leaf.kind == Leaf::Kind::type; })) {
+                        [](const Leaf& leaf) { return leaf.type_id != 0; })) {
             std::uint64_t candidates = 0;
-            for (const Leaf& leaf : plan.leaves) {
-                Resetting count(db.statement(kTypeCount));
-                count->bind(1, static_cast<std::int64_t>(after))
-                    .bind(2, static_cast<std::int64_t>(end))
-                    .bind(3, leaf.value);
-                if (count->step()) candidates += static_cast<std::uint64_t>(count->integer(0));
-            }
-            if (candidates * 2 >= end - after) {
+            for (const Leaf& leaf : plan.leaves)
+                candidates += candidate_count(db, leaf.value, after, end, indexed_through);
+            if (candidates * 4 >= end - after) {
                 Resetting scan_rows(db.statement(kScanAsc));
                 scan_rows->bind(1, static_cast<std::int64_t>(after))
                     .bind(2, static_cast<std::int64_t>(end));
@@ -748,34 +767,32 @@ class SqliteBackend final : public Backend {
                     }
                     const std::int64_t type = scan_rows->integer(2);
                     if (std::none_of(plan.leaves.begin(), plan.leaves.end(),
-                                     [&](const Leaf& leaf) { return leaf.value == type; }))
+                                     [&](const Leaf& leaf) { return leaf.type_id == type; }))
                         continue;
-                    Row row = read_row(*scan_rows);
-                    if (verify(db, query, row)) rows.push_back(std::move(row));
+                    keep_verified(read_row(*scan_rows));
                 }
                 return rows;
             }
         }
+        std::vector<SequenceNumber> sequences;
         for (const Leaf& leaf : plan.leaves) {
-            if (leaf.kind != Leaf::Kind::key) {
-                run(leaf, after, end);
+            if (leaf.kind == Leaf::Kind::scan) {
+                scan(after, end);
                 continue;
             }
+            sequences.clear();
             for_each_indexed(db, leaf.value, after, std::min(end, indexed_through), false,
                              [&](SequenceNumber seq) {
-                                 if (auto row = fact_at(db, seq); row && verify(db, query, *row))
-                                     rows.push_back(std::move(*row));
+                                 sequences.push_back(seq);
                                  return true;
                              });
             auto recent =
                 recent_candidates(static_cast<std::uint64_t>(leaf.value), indexed_through, end);
-            for (SequenceNumber seq : recent.sequence_numbers) {
-                if (seq <= after) continue;
-                if (auto row = fact_at(db, seq); row && verify(db, query, *row))
-                    rows.push_back(std::move(*row));
-            }
+            for (SequenceNumber seq : recent.sequence_numbers)
+                if (seq > after) sequences.push_back(seq);
+            read_facts(db, sequences, keep_verified);
             for (auto [low, high] : recent.scan_ranges)
-                run(scan, std::max(low, after), high);
+                scan(std::max(low, after), high);
         }
         if (plan.leaves.size() > 1 || rows.size() > 1) {
             std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
@@ -790,6 +807,49 @@ class SqliteBackend final : public Backend {
         return rows;
     }
 
+    // Calls fn(row) for the facts at `sequences` (ascending): a run of consecutive numbers (a
+    // batch of one type, say) is read as one range, not a lookup per fact.
+    template <class Fn>
+    void read_facts(Connection& db, const std::vector<SequenceNumber>& sequences, Fn&& fn) {
+        for (std::size_t i = 0; i < sequences.size();) {
+            std::size_t j = i + 1;
+            while (j < sequences.size() && sequences[j] == sequences[j - 1] + 1)
+                ++j;
+            if (j - i == 1) {
+                if (auto row = fact_at(db, sequences[i])) fn(std::move(*row));
+            } else {
+                Resetting range(db.statement(kScanAsc));
+                range->bind(1, static_cast<std::int64_t>(sequences[i] - 1))
+                    .bind(2, static_cast<std::int64_t>(sequences[j - 1]));
+                while (range->step())
+                    fn(read_row(*range));
+            }
+            i = j;
+        }
+    }
+
+    // Roughly how many facts in (low, high] carry `key`: the entries of its posting rows that
+    // end in the range, and its candidates after them.
+    std::uint64_t candidate_count(Connection& db, std::int64_t key, SequenceNumber low,
+                                  SequenceNumber high, SequenceNumber indexed_through) {
+        std::uint64_t count = 0;
+        const SequenceNumber indexed_high = std::min(high, indexed_through);
+        if (low < indexed_high) {
+            Resetting rows(db.statement(kPostingCount));
+            rows->bind(1, key)
+                .bind(2, static_cast<std::int64_t>(low))
+                .bind(3, static_cast<std::int64_t>(indexed_high));
+            if (rows->step()) count += static_cast<std::uint64_t>(rows->integer(0));
+        }
+        const auto recent =
+            recent_candidates(static_cast<std::uint64_t>(key), indexed_through, high);
+        for (SequenceNumber seq : recent.sequence_numbers)
+            if (seq > low) ++count;
+        for (auto [from, to] : recent.scan_ranges)
+            if (to > std::max(from, low)) count += to - std::max(from, low);
+        return count;
+    }
+
     std::optional<Row> fact_at(Connection& db, SequenceNumber seq) {
         Resetting at(db.statement(kFactAt));
         at->bind(1, static_cast<std::int64_t>(seq));
@@ -802,14 +862,13 @@ class SqliteBackend final : public Backend {
                                                 const CompiledQuery& query, SequenceNumber end,
                                                 SequenceNumber indexed_through) {
         SequenceNumber best = 0;
-        // The first verified row of a descending leaf over (low, high], if above best.
-        auto run = [&](const Leaf& leaf, SequenceNumber low, SequenceNumber high) {
+        // The first verified fact of (low, high], descending, if above best.
+        auto scan = [&](SequenceNumber low, SequenceNumber high) {
             low = std::max(low, best);
             if (low >= high) return;
-            Resetting leaf_rows(leaf_statement(db, leaf, true));
+            Resetting leaf_rows(db.statement(kScanDesc));
             leaf_rows->bind(1, static_cast<std::int64_t>(low))
                 .bind(2, static_cast<std::int64_t>(high));
-            if (leaf.kind != Leaf::Kind::scan) leaf_rows->bind(3, leaf.value);
             while (leaf_rows->step()) {
                 Row row = read_row(*leaf_rows);
                 if (verify(db, query, row)) {
@@ -818,16 +877,15 @@ class SqliteBackend final : public Backend {
                 }
             }
         };
-        const Leaf scan{Leaf::Kind::scan};
         for (const Leaf& leaf : plan.leaves) {
-            if (leaf.kind != Leaf::Kind::key) {
-                run(leaf, 0, end);
+            if (leaf.kind == Leaf::Kind::scan) {
+                scan(0, end);
                 continue;
             }
             auto recent =
                 recent_candidates(static_cast<std::uint64_t>(leaf.value), indexed_through, end);
             for (auto it = recent.scan_ranges.rbegin(); it != recent.scan_ranges.rend(); ++it)
-                run(scan, it->first, it->second);
+                scan(it->first, it->second);
             for (auto it = recent.sequence_numbers.rbegin(); it != recent.sequence_numbers.rend();
                  ++it) {
                 if (*it <= best) break;
@@ -944,13 +1002,21 @@ class SqliteBackend final : public Backend {
         tail_.seen = end;
     }
 
-    // Adds the payload keys of the facts in (after, end], read from the log, to `keys`.
-    static void read_keys(Connection& db, SequenceNumber after, SequenceNumber end, KeyMap& keys) {
+    // Adds the keys (event type and payload) of the facts in (after, end], read from the
+    // log, to `keys`.
+    void read_keys(Connection& db, SequenceNumber after, SequenceNumber end, KeyMap& keys) {
         Resetting rows(db.statement(kPayloadsAsc));
         rows->bind(1, static_cast<std::int64_t>(after)).bind(2, static_cast<std::int64_t>(end));
+        std::int64_t last_type = 0;
+        std::uint64_t last_type_key = 0;
         while (rows->step()) {
             const auto seq = static_cast<SequenceNumber>(rows->integer(0));
-            for (std::uint64_t key : json::index_keys_of(rows->text(1)))
+            if (rows->integer(1) != last_type || last_type == 0) {
+                last_type = rows->integer(1);
+                last_type_key = static_cast<std::uint64_t>(type_key(db, last_type));
+            }
+            keys[last_type_key].push_back(seq);
+            for (std::uint64_t key : json::index_keys_of(rows->text(2)))
                 keys[key].push_back(seq);
         }
     }
@@ -960,10 +1026,17 @@ class SqliteBackend final : public Backend {
                            SequenceNumber head) {
         std::lock_guard lock(tail_mutex_);
         if (tail_.seen != committed_before) return;  // the next refresh reads it instead
+        const std::string* last_type = nullptr;
+        std::uint64_t last_type_key = 0;
         for (const WriteRequest* request : group) {
             if (!request->result || !request->result->committed()) continue;
             SequenceNumber seq = request->result->append_result()->first_sequence_number;
             for (const PreparedEvent& event : *request->events) {
+                if (!last_type || *last_type != event.event_type) {
+                    last_type = &event.event_type;
+                    last_type_key = json::type_index_key(event.event_type);
+                }
+                tail_.keys[last_type_key].push_back(seq);
                 for (std::uint64_t key : event.payload.index_keys)
                     tail_.keys[key].push_back(seq);
                 ++seq;
