@@ -5,9 +5,9 @@
 namespace factstr::projections::detail {
 
 bool reserved_table_name(std::string_view name) {
-    static constexpr std::array<std::string_view, 8> kStoreTables = {
-        "facts",        "facts_by_type", "event_types",     "payload_postings",
-        "payload_keys", "index_state",   "durable_streams", "sqlite_sequence"};
+    static constexpr std::array<std::string_view, 9> kStoreTables = {
+        "facts",       "facts_by_type",   "event_types",     "payload_postings", "payload_keys",
+        "index_state", "key_index_state", "durable_streams", "sqlite_sequence"};
     if (name.substr(0, 8) == "factstr_") return true;
     for (std::string_view table : kStoreTables)
         if (name == table) return true;

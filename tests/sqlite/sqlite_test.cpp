@@ -294,7 +294,7 @@ TEST_CASE("a fact whose two fields share a key hash is listed once in the key in
     REQUIRE(json::index_keys_of(payload).at(1) == static_cast<std::uint64_t>(key));
     const auto rows = raw_rows(path, "SELECT sum(entries) FROM payload_postings WHERE key_hash = " +
                                          std::to_string(key))[0];
-    const auto indexed = raw_rows(path, "SELECT keys_indexed_through FROM index_state")[0][0];
+    const auto indexed = raw_rows(path, "SELECT keys_indexed_through FROM key_index_state")[0][0];
     CHECK(indexed >= 1199);
     CHECK(rows[0] == indexed);
     CHECK(store.query(query_of({predicates({R"({"a":"b\u0000sc"})"})})).event_records.size() ==
@@ -330,7 +330,7 @@ TEST_CASE("the payload key index answers across folds, full posting rows and the
         }
         (void)store.append(std::move(batch));
     }
-    const auto indexed = raw_rows(path, "SELECT keys_indexed_through FROM index_state")[0][0];
+    const auto indexed = raw_rows(path, "SELECT keys_indexed_through FROM key_index_state")[0][0];
     CHECK(indexed >= 12000);
     CHECK(indexed < 12345);
     // Every (key, fact) pair up to keys_indexed_through is in a posting row, and every fact
@@ -423,7 +423,7 @@ TEST_CASE("a version 2 file is converted on first open: its type index becomes p
             (void)writer.append(std::move(batch));
         }
     }
-    const auto indexed = raw_rows(path, "SELECT keys_indexed_through FROM index_state")[0][0];
+    const auto indexed = raw_rows(path, "SELECT keys_indexed_through FROM key_index_state")[0][0];
     REQUIRE(indexed >= 2000);
     REQUIRE(indexed < 2345);
     std::string type_keys;
@@ -432,13 +432,19 @@ TEST_CASE("a version 2 file is converted on first open: its type index becomes p
     raw_exec(path,
              "BEGIN; DELETE FROM payload_postings WHERE key_hash IN (" + type_keys +
                  "); CREATE INDEX facts_by_type ON facts (type_id, sequence_number);"
+                 " ALTER TABLE key_index_state RENAME TO index_state;"
                  " UPDATE factstr_meta SET value = '2' WHERE key = 'schema_version'; COMMIT;");
     REQUIRE(posting_entries(path, type_key("deposited")) == 0);
 
     Store store = open("sqlite:" + path + "?index_batch=500");
     CHECK(raw_rows(path, "SELECT value = '3' FROM factstr_meta WHERE key = 'schema_version'") ==
           std::vector<std::vector<std::int64_t>>{{1}});
-    CHECK(raw_rows(path, "SELECT count(*) FROM sqlite_schema WHERE name = 'facts_by_type'") ==
+    // The type index is gone, and index_state is renamed: a process of an older build that
+    // still has the file open fails at its next read or write instead of folding facts
+    // without their types.
+    CHECK(raw_rows(path,
+                   "SELECT count(*) FROM sqlite_schema WHERE name IN "
+                   "('facts_by_type', 'index_state')") ==
           std::vector<std::vector<std::int64_t>>{{0}});
     // Each type's facts up to keys_indexed_through are in its posting rows.
     for (const std::string& name : names) {
@@ -468,6 +474,38 @@ TEST_CASE("a version 2 file is converted on first open: its type index becomes p
     check_reads(store, query_of({types({"reopened"})}), by_type["reopened"]);
     check_reads(store, query_of({types({"closed"})}), by_type["closed"]);
     CHECK(posting_entries(path, type_key("reopened")) > 0);
+}
+
+TEST_CASE("append_if finds a type's newest match behind many candidates that do not match",
+          "[sqlite]") {
+    // A context of event type + a predicate without an indexable key (an array) is read by
+    // the type's key, newest first: the match sits behind 300 newer candidates of its type,
+    // in the tail (no fold yet) and in posting rows (folded every 100 facts).
+    for (const char* options : {"", "?index_batch=100"}) {
+        INFO("options '" << options << "'");
+        TempDir dir;
+        Store store = open("sqlite:" + dir.file("types.db") + options);
+        (void)store.append({event("opened", R"({"tags":["x"]})")});
+        const SequenceNumber match =
+            store.append({event("tagged", R"({"tags":["x","z"]})")}).last_sequence_number;
+        for (int i = 0; i < 300; ++i)
+            (void)store.append({event("tagged", R"({"tags":["y"]})")});
+        const auto context = query_of({EventFilter{std::vector<std::string>{"tagged"},
+                                                   std::vector<std::string>{R"({"tags":["x"]})"}}});
+        auto stale = store.append_if({event("tagged", R"({"tags":["x"]})")}, context, match - 1);
+        REQUIRE(stale.conflict());
+        CHECK(stale.conflict()->actual_context_version == match);
+        auto fresh = store.append_if({event("tagged", R"({"tags":["x"]})")}, context, match);
+        REQUIRE(fresh.append_result());
+        CHECK(fresh.append_result()->first_sequence_number == 303);
+        QueryResult after = store.query([&] {
+            EventQuery q = context;
+            q.min_sequence_number = 303;
+            return q;
+        }());
+        CHECK(after.event_records.empty());
+        CHECK(after.current_context_version == SequenceNumber{303});
+    }
 }
 
 TEST_CASE("a corrupt factstr file gives a corrupt_database error", "[sqlite]") {
@@ -657,7 +695,7 @@ TEST_CASE(
     auto facts = raw_rows(path, "SELECT count(*) FROM facts");
     CHECK(facts[0][0] > 0);
     // The key index, folded and killed mid-fold, still finds exactly each account's facts.
-    CHECK(raw_rows(path, "SELECT keys_indexed_through > 0 FROM index_state")[0][0] == 1);
+    CHECK(raw_rows(path, "SELECT keys_indexed_through > 0 FROM key_index_state")[0][0] == 1);
     Store store = open("sqlite:" + path);
     for (int account = 0; account < 5; ++account) {
         const std::string name = "c" + std::to_string(account);

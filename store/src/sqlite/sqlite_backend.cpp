@@ -10,7 +10,7 @@
 // would dirty a page per key and multiply what every commit writes. (Version 2 kept the event
 // type in a B-tree index on facts, written on every append: 20-25 % of a batch append's
 // time.) The index covers
-// the facts up to index_state.keys_indexed_through; each process keeps the facts after that
+// the facts up to key_index_state.keys_indexed_through; each process keeps the facts after that
 // (the tail, index_batch facts at most) in an in-memory key map built from the log, and a
 // writer folds the tail into the index once it holds index_batch facts. A lookup is the
 // union of both, so it still costs about the number of matching facts.
@@ -65,11 +65,11 @@ CREATE TABLE facts (
   batch_last INTEGER NOT NULL
 );
 )sql" POSTINGS_TABLE R"sql(
-CREATE TABLE index_state (
+CREATE TABLE key_index_state (
   id INTEGER PRIMARY KEY CHECK (id = 1),
   keys_indexed_through INTEGER NOT NULL
 );
-INSERT INTO index_state (id, keys_indexed_through) VALUES (1, 0);
+INSERT INTO key_index_state (id, keys_indexed_through) VALUES (1, 0);
 CREATE TABLE durable_streams (
   name TEXT PRIMARY KEY,
   position INTEGER NOT NULL,
@@ -87,12 +87,15 @@ constexpr const char* kVersion1Keys =
 constexpr const char* kFinishVersion2 =
     "DROP TABLE payload_keys; UPDATE factstr_meta SET value = '2' WHERE key = 'schema_version'";
 // Version 2 -> 3: the facts_by_type index becomes posting lists of the types' keys (for the
-// facts the key index covers; the others are in every process's tail).
+// facts the key index covers; the others are in every process's tail). index_state is
+// renamed: a process of an older build that has the file open fails at its next read or
+// write, instead of folding facts into the key index without their types.
 constexpr const char* kVersion2Types =
     "SELECT type_id, sequence_number FROM facts WHERE sequence_number <= ?1"
     " ORDER BY type_id, sequence_number";
+constexpr const char* kVersion2IndexedThrough = "SELECT keys_indexed_through FROM index_state";
 constexpr const char* kFinishVersion3 =
-    "DROP INDEX IF EXISTS facts_by_type;"
+    "DROP INDEX IF EXISTS facts_by_type; ALTER TABLE index_state RENAME TO key_index_state;"
     " UPDATE factstr_meta SET value = '3' WHERE key = 'schema_version'";
 
 #define FACT_COLUMNS "sequence_number, occurred_at, type_id, payload, batch_last"
@@ -148,8 +151,8 @@ constexpr const char* kSaveCursor =
 constexpr const char* kCursors =
     "SELECT name, position, query_json FROM durable_streams ORDER BY name";
 constexpr const char* kDataVersion = "PRAGMA data_version";
-constexpr const char* kIndexedThrough = "SELECT keys_indexed_through FROM index_state";
-constexpr const char* kSetIndexedThrough = "UPDATE index_state SET keys_indexed_through = ?1";
+constexpr const char* kIndexedThrough = "SELECT keys_indexed_through FROM key_index_state";
+constexpr const char* kSetIndexedThrough = "UPDATE key_index_state SET keys_indexed_through = ?1";
 constexpr const char* kFactAt = "SELECT " FACT_COLUMNS " FROM facts WHERE sequence_number = ?1";
 constexpr const char* kPayloadsAsc =
     "SELECT sequence_number, type_id, payload FROM facts"
@@ -225,7 +228,8 @@ struct Plan {
     std::vector<Leaf> leaves;  // empty: nothing can match
 };
 
-// Payload key hash -> the sequence numbers of the facts carrying it, ascending.
+// Key hash (payload member or event type) -> the sequence numbers of the facts carrying it,
+// ascending.
 using KeyMap = std::unordered_map<std::uint64_t, std::vector<SequenceNumber>>;
 
 class SqliteBackend final : public Backend {
@@ -450,8 +454,13 @@ class SqliteBackend final : public Backend {
     // The type index's entries up to keys_indexed_through, read in type order, become posting
     // rows of the types' keys; the index is dropped.
     void convert_version_2(Connection& db) {
+        SequenceNumber indexed = 0;
+        {
+            Resetting at(db.statement(kVersion2IndexedThrough));
+            if (at->step()) indexed = static_cast<SequenceNumber>(at->integer(0));
+        }
         Resetting rows(db.statement(kVersion2Types));
-        rows->bind(1, static_cast<std::int64_t>(indexed_through_on(db)));
+        rows->bind(1, static_cast<std::int64_t>(indexed));
         std::int64_t type = 0;
         std::vector<SequenceNumber> sequences;
         auto flush = [&] {
@@ -694,7 +703,7 @@ class SqliteBackend final : public Backend {
         return best;
     }
 
-    // Calls fn(sequence_number) for the facts in (low, high] that the payload key index
+    // Calls fn(sequence_number) for the facts in (low, high] that the key index
     // lists under `key`, ascending or descending, until fn returns false.
     template <class Fn>
     void for_each_indexed(Connection& db, std::int64_t key, SequenceNumber low, SequenceNumber high,
@@ -759,7 +768,7 @@ class SqliteBackend final : public Backend {
                 scan_rows->bind(1, static_cast<std::int64_t>(after))
                     .bind(2, static_cast<std::int64_t>(end));
                 while (scan_rows->step()) {
-                    if (rows.size() >= limit && stopped_at &&
+                    if (rows.size() >= limit && !rows.empty() && stopped_at &&
                         static_cast<SequenceNumber>(scan_rows->integer(0)) >
                             rows.back().batch_last) {
                         *stopped_at = rows.back().batch_last;  // a whole batch, then stop
@@ -841,12 +850,19 @@ class SqliteBackend final : public Backend {
                 .bind(3, static_cast<std::int64_t>(indexed_high));
             if (rows->step()) count += static_cast<std::uint64_t>(rows->integer(0));
         }
-        const auto recent =
-            recent_candidates(static_cast<std::uint64_t>(key), indexed_through, high);
-        for (SequenceNumber seq : recent.sequence_numbers)
-            if (seq > low) ++count;
-        for (auto [from, to] : recent.scan_ranges)
-            if (to > std::max(from, low)) count += to - std::max(from, low);
+        std::lock_guard lock(tail_mutex_);
+        // Ranges the map does not cover count whole (see recent_candidates).
+        if (indexed_through < tail_.base) {
+            const SequenceNumber from = std::max(indexed_through, low);
+            const SequenceNumber to = std::min(tail_.base, high);
+            if (to > from) count += to - from;
+        }
+        auto [first, last] =
+            tail_entries(static_cast<std::uint64_t>(key),
+                         std::max({indexed_through, tail_.base, low}), std::min(tail_.seen, high));
+        count += static_cast<std::uint64_t>(last - first);
+        const SequenceNumber uncovered = std::max({tail_.seen, indexed_through, low});
+        if (high > uncovered) count += high - uncovered;
         return count;
     }
 
@@ -882,17 +898,23 @@ class SqliteBackend final : public Backend {
                 scan(0, end);
                 continue;
             }
-            auto recent =
-                recent_candidates(static_cast<std::uint64_t>(leaf.value), indexed_through, end);
-            for (auto it = recent.scan_ranges.rbegin(); it != recent.scan_ranges.rend(); ++it)
-                scan(it->first, it->second);
-            for (auto it = recent.sequence_numbers.rbegin(); it != recent.sequence_numbers.rend();
-                 ++it) {
-                if (*it <= best) break;
-                if (auto row = fact_at(db, *it); row && verify(db, query, *row)) {
-                    best = *it;
-                    break;
-                }
+            // The tail newest first, a chunk at a time: a type's list is long, and its newest
+            // entry usually matches.
+            constexpr std::size_t kChunk = 64;
+            for (SequenceNumber high = end;;) {
+                auto recent = recent_candidates(static_cast<std::uint64_t>(leaf.value),
+                                                indexed_through, high, best, kChunk);
+                for (auto it = recent.scan_ranges.rbegin(); it != recent.scan_ranges.rend(); ++it)
+                    scan(it->first, it->second);
+                bool found = false;
+                for (auto it = recent.sequence_numbers.rbegin();
+                     !found && it != recent.sequence_numbers.rend() && *it > best; ++it)
+                    if (auto row = fact_at(db, *it); row && verify(db, query, *row)) {
+                        best = *it;
+                        found = true;
+                    }
+                if (found || recent.sequence_numbers.size() < kChunk) break;
+                high = recent.sequence_numbers.front() - 1;
             }
             for_each_indexed(db, leaf.value, best, std::min(end, indexed_through), true,
                              [&](SequenceNumber seq) {
@@ -962,8 +984,10 @@ class SqliteBackend final : public Backend {
             }
             db.statement(kCommit).run();
         } catch (...) {
-            sqlite3_exec(db.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+            // Forgotten while the write lock is held: once it is released, another process
+            // may give one of these ids to another type.
             forget_types(new_types);
+            sqlite3_exec(db.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
             for (WriteRequest* request : group) {
                 request->result.reset();
                 request->error = std::current_exception();
@@ -985,7 +1009,8 @@ class SqliteBackend final : public Backend {
     SequenceNumber indexed_through_on(Connection& db) {
         Resetting at(db.statement(kIndexedThrough));
         if (!at->step())
-            throw StoreError(ErrorCode::corrupt_database, describe() + ": index_state is empty");
+            throw StoreError(ErrorCode::corrupt_database,
+                             describe() + ": key_index_state is empty");
         return static_cast<SequenceNumber>(at->integer(0));
     }
 
@@ -998,7 +1023,14 @@ class SqliteBackend final : public Backend {
             tail_.base = tail_.seen = indexed_through;
         }
         if (tail_.base > indexed_through || tail_.seen >= end) return;
-        read_keys(db, tail_.seen, end, tail_.keys);
+        try {
+            read_keys(db, tail_.seen, end, tail_.keys);
+        } catch (...) {
+            // Part of the range may be in the map: start it over from its base.
+            tail_.keys.clear();
+            tail_.seen = tail_.base;
+            throw;
+        }
         tail_.seen = end;
     }
 
@@ -1149,26 +1181,39 @@ class SqliteBackend final : public Backend {
 
     // Facts after indexed_through that may carry `key`, as seen from a snapshot ending at
     // `end`: the tail map's entries, plus ranges the map does not cover (another snapshot's
-    // fold, or this write transaction's own inserts) whose every fact is a candidate.
+    // fold, or this write transaction's own inserts) whose every fact is a candidate. Only
+    // entries above `above`, and of those the newest `newest`.
     struct RecentCandidates {
         std::vector<SequenceNumber> sequence_numbers;                        // ascending
         std::vector<std::pair<SequenceNumber, SequenceNumber>> scan_ranges;  // (low, high]
     };
 
     RecentCandidates recent_candidates(std::uint64_t key, SequenceNumber indexed_through,
-                                       SequenceNumber end) {
+                                       SequenceNumber end, SequenceNumber above = 0,
+                                       std::size_t newest = SIZE_MAX) {
         RecentCandidates out;
         std::lock_guard lock(tail_mutex_);
-        const SequenceNumber low = std::max(indexed_through, tail_.base);
-        const SequenceNumber high = std::min(tail_.seen, end);
         if (indexed_through < tail_.base)
             out.scan_ranges.emplace_back(indexed_through, std::min(tail_.base, end));
-        if (auto it = tail_.keys.find(key); it != tail_.keys.end())
-            for (SequenceNumber seq : it->second)
-                if (seq > low && seq <= high) out.sequence_numbers.push_back(seq);
+        auto [first, last] = tail_entries(key, std::max({indexed_through, tail_.base, above}),
+                                          std::min(tail_.seen, end));
+        if (static_cast<std::size_t>(last - first) > newest) first = last - newest;
+        out.sequence_numbers.assign(first, last);
         if (std::max(tail_.seen, indexed_through) < end)
             out.scan_ranges.emplace_back(std::max(tail_.seen, indexed_through), end);
         return out;
+    }
+
+    // The tail map's entries of `key` in (low, high] (a type's list holds up to index_batch
+    // entries: found by binary search, not walked). Call with tail_mutex_ held.
+    std::pair<const SequenceNumber*, const SequenceNumber*> tail_entries(std::uint64_t key,
+                                                                         SequenceNumber low,
+                                                                         SequenceNumber high) {
+        auto it = tail_.keys.find(key);
+        if (it == tail_.keys.end() || low >= high) return {nullptr, nullptr};
+        const SequenceNumber* begin = it->second.data();
+        const SequenceNumber* end = begin + it->second.size();
+        return {std::upper_bound(begin, end, low), std::upper_bound(begin, end, high)};
     }
 
     std::int64_t intern_type(Connection& db, const std::string& name,
