@@ -204,6 +204,15 @@ std::int64_t posting_entries(const std::string& path, const std::string& key_sql
                         key_sql)[0][0];
 }
 
+// A converted file: schema version 3, and none of the tables or indexes `gone` (SQL list).
+void check_converted(const std::string& path, const std::string& gone) {
+    CHECK(raw_rows(path, "SELECT value = '3' FROM factstr_meta WHERE key = 'schema_version'") ==
+          std::vector<std::vector<std::int64_t>>{{1}});
+    INFO("gone: " << gone);
+    CHECK(raw_rows(path, "SELECT count(*) FROM sqlite_schema WHERE name IN (" + gone + ")") ==
+          std::vector<std::vector<std::int64_t>>{{0}});
+}
+
 std::string account_payload(int account, int i) {
     return R"({"account":"a)" + std::to_string(account) + R"(","currency":"EUR","i":)" +
            std::to_string(i) + (i % 997 == 0 ? R"(,"rare":true})" : "}");
@@ -257,12 +266,7 @@ TEST_CASE("a version 1 file is converted on first open and reads the same", "[sq
     raw_exec(path, "BEGIN;" + sql + "COMMIT;");
 
     Store store = open("sqlite:" + path);
-    CHECK(raw_rows(path, "SELECT value = '3' FROM factstr_meta WHERE key = 'schema_version'") ==
-          std::vector<std::vector<std::int64_t>>{{1}});
-    CHECK(raw_rows(path,
-                   "SELECT count(*) FROM sqlite_schema WHERE name IN "
-                   "('payload_keys', 'facts_by_type')") ==
-          std::vector<std::vector<std::int64_t>>{{0}});
+    check_converted(path, "'payload_keys', 'facts_by_type', 'index_state'");
     // Every (key, fact) pair of payload_keys is in a posting row: 2000 facts x 3 or 4 keys;
     // and every fact up to keys_indexed_through under its type's key.
     CHECK(raw_rows(path, "SELECT sum(entries) FROM payload_postings WHERE key_hash != " +
@@ -437,15 +441,10 @@ TEST_CASE("a version 2 file is converted on first open: its type index becomes p
     REQUIRE(posting_entries(path, type_key("deposited")) == 0);
 
     Store store = open("sqlite:" + path + "?index_batch=500");
-    CHECK(raw_rows(path, "SELECT value = '3' FROM factstr_meta WHERE key = 'schema_version'") ==
-          std::vector<std::vector<std::int64_t>>{{1}});
     // The type index is gone, and index_state is renamed: a process of an older build that
     // still has the file open fails at its next read or write instead of folding facts
     // without their types.
-    CHECK(raw_rows(path,
-                   "SELECT count(*) FROM sqlite_schema WHERE name IN "
-                   "('facts_by_type', 'index_state')") ==
-          std::vector<std::vector<std::int64_t>>{{0}});
+    check_converted(path, "'facts_by_type', 'index_state'");
     // Each type's facts up to keys_indexed_through are in its posting rows.
     for (const std::string& name : names) {
         INFO("type " << name);

@@ -436,18 +436,7 @@ class SqliteBackend final : public Backend {
     void convert_version_1(Connection& db) {
         db.exec(kPostingsTable);
         Resetting keys(db.statement(kVersion1Keys));
-        std::int64_t key = 0;
-        std::vector<SequenceNumber> sequences;
-        while (keys->step()) {
-            if (!sequences.empty() && keys->integer(0) != key) {
-                add_postings(db, key, sequences);
-                sequences.clear();
-            }
-            key = keys->integer(0);
-            sequences.push_back(static_cast<SequenceNumber>(keys->integer(1)));
-        }
-        if (!sequences.empty()) add_postings(db, key, sequences);
-        keys->reset();
+        add_grouped_postings(db, *keys, [](std::int64_t key) { return key; });
         db.exec(kFinishVersion2);
     }
 
@@ -461,20 +450,27 @@ class SqliteBackend final : public Backend {
         }
         Resetting rows(db.statement(kVersion2Types));
         rows->bind(1, static_cast<std::int64_t>(indexed));
-        std::int64_t type = 0;
+        add_grouped_postings(db, *rows, [&](std::int64_t type) { return type_key(db, type); });
+        db.exec(kFinishVersion3);
+    }
+
+    // A conversion's rows (group, sequence_number), ordered by both, become posting rows of
+    // each group's key (`key_of(group)`). The statement is reset when done.
+    template <class KeyOf>
+    void add_grouped_postings(Connection& db, Statement& rows, KeyOf&& key_of) {
+        std::int64_t group = 0;
         std::vector<SequenceNumber> sequences;
         auto flush = [&] {
-            if (!sequences.empty()) add_postings(db, type_key(db, type), sequences);
+            if (!sequences.empty()) add_postings(db, key_of(group), sequences);
             sequences.clear();
         };
-        while (rows->step()) {
-            if (rows->integer(0) != type) flush();
-            type = rows->integer(0);
-            sequences.push_back(static_cast<SequenceNumber>(rows->integer(1)));
+        while (rows.step()) {
+            if (rows.integer(0) != group) flush();
+            group = rows.integer(0);
+            sequences.push_back(static_cast<SequenceNumber>(rows.integer(1)));
         }
         flush();
-        rows->reset();
-        db.exec(kFinishVersion3);
+        rows.reset();
     }
 
     // The file's factstr schema version (1, 2 or ours); 0 when the file is empty. Throws for
@@ -851,18 +847,11 @@ class SqliteBackend final : public Backend {
             if (rows->step()) count += static_cast<std::uint64_t>(rows->integer(0));
         }
         std::lock_guard lock(tail_mutex_);
-        // Ranges the map does not cover count whole (see recent_candidates).
-        if (indexed_through < tail_.base) {
-            const SequenceNumber from = std::max(indexed_through, low);
-            const SequenceNumber to = std::min(tail_.base, high);
-            if (to > from) count += to - from;
-        }
-        auto [first, last] =
-            tail_entries(static_cast<std::uint64_t>(key),
-                         std::max({indexed_through, tail_.base, low}), std::min(tail_.seen, high));
-        count += static_cast<std::uint64_t>(last - first);
-        const SequenceNumber uncovered = std::max({tail_.seen, indexed_through, low});
-        if (high > uncovered) count += high - uncovered;
+        const TailSlice slice =
+            tail_slice(static_cast<std::uint64_t>(key), indexed_through, high, low);
+        count += static_cast<std::uint64_t>(slice.last - slice.first);
+        for (auto [from, to] : slice.uncovered)
+            if (to > std::max(from, low)) count += to - std::max(from, low);
         return count;
     }
 
@@ -1193,27 +1182,40 @@ class SqliteBackend final : public Backend {
                                        std::size_t newest = SIZE_MAX) {
         RecentCandidates out;
         std::lock_guard lock(tail_mutex_);
-        if (indexed_through < tail_.base)
-            out.scan_ranges.emplace_back(indexed_through, std::min(tail_.base, end));
-        auto [first, last] = tail_entries(key, std::max({indexed_through, tail_.base, above}),
-                                          std::min(tail_.seen, end));
-        if (static_cast<std::size_t>(last - first) > newest) first = last - newest;
-        out.sequence_numbers.assign(first, last);
-        if (std::max(tail_.seen, indexed_through) < end)
-            out.scan_ranges.emplace_back(std::max(tail_.seen, indexed_through), end);
+        TailSlice slice = tail_slice(key, indexed_through, end, above);
+        if (static_cast<std::size_t>(slice.last - slice.first) > newest)
+            slice.first = slice.last - newest;
+        out.sequence_numbers.assign(slice.first, slice.last);
+        out.scan_ranges = std::move(slice.uncovered);
         return out;
     }
 
-    // The tail map's entries of `key` in (low, high] (a type's list holds up to index_batch
-    // entries: found by binary search, not walked). Call with tail_mutex_ held.
-    std::pair<const SequenceNumber*, const SequenceNumber*> tail_entries(std::uint64_t key,
-                                                                         SequenceNumber low,
-                                                                         SequenceNumber high) {
-        auto it = tail_.keys.find(key);
-        if (it == tail_.keys.end() || low >= high) return {nullptr, nullptr};
-        const SequenceNumber* begin = it->second.data();
-        const SequenceNumber* end = begin + it->second.size();
-        return {std::upper_bound(begin, end, low), std::upper_bound(begin, end, high)};
+    // What the tail says of `key` after indexed_through, up to `end`: its entries above
+    // `above` (views into the map; a type's list holds up to index_batch entries, so they are
+    // found by binary search, not walked), and the ranges the map does not cover. Call with
+    // tail_mutex_ held.
+    struct TailSlice {
+        const SequenceNumber* first = nullptr;
+        const SequenceNumber* last = nullptr;
+        std::vector<std::pair<SequenceNumber, SequenceNumber>> uncovered;  // (low, high]
+    };
+
+    TailSlice tail_slice(std::uint64_t key, SequenceNumber indexed_through, SequenceNumber end,
+                         SequenceNumber above) {
+        TailSlice slice;
+        if (indexed_through < tail_.base)
+            slice.uncovered.emplace_back(indexed_through, std::min(tail_.base, end));
+        const SequenceNumber low = std::max({indexed_through, tail_.base, above});
+        const SequenceNumber high = std::min(tail_.seen, end);
+        if (auto it = tail_.keys.find(key); it != tail_.keys.end() && low < high) {
+            const SequenceNumber* begin = it->second.data();
+            const SequenceNumber* stop = begin + it->second.size();
+            slice.first = std::upper_bound(begin, stop, low);
+            slice.last = std::upper_bound(begin, stop, high);
+        }
+        if (std::max(tail_.seen, indexed_through) < end)
+            slice.uncovered.emplace_back(std::max(tail_.seen, indexed_through), end);
+        return slice;
     }
 
     std::int64_t intern_type(Connection& db, const std::string& name,
