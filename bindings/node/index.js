@@ -160,16 +160,18 @@ function checkDurableStream(stream, method) {
 
 // ---- output --------------------------------------------------------------------------------
 
-function decodeRecords(sequenceNumbers, json) {
-  const rows = JSON.parse(json);
-  const records = new Array(rows.length);
-  for (let i = 0; i < rows.length; i++) {
-    const row = rows[i];
+// The records of a query or a stream delivery (see src/records.hpp): the sequence numbers,
+// two labels per record (the index of its occurred_at and of its event_type in the tables),
+// and [[occurred_at...], [event_type...], [payload...]] as JSON.
+function decodeRecords(sequenceNumbers, labels, json) {
+  const [times, types, payloads] = JSON.parse(json);
+  const records = new Array(payloads.length);
+  for (let i = 0, j = 0; i < payloads.length; i++, j += 2) {
     records[i] = {
       sequence_number: sequenceNumbers[i],
-      occurred_at: row[0],
-      event_type: row[1],
-      payload: row[2],
+      occurred_at: times[labels[j]],
+      event_type: types[labels[j + 1]],
+      payload: payloads[i],
     };
   }
   return records;
@@ -206,15 +208,15 @@ class StreamState {
     this.stopped = false;
     this.awaiting = false; // the callback returned a Promise that has not settled yet
     this.lastError = undefined;
-    this.dispatch = (sequenceNumbers, json, sizes, token) => this.deliver(sequenceNumbers, json, sizes, token);
+    this.dispatch = (sequenceNumbers, labels, json, sizes, token) => this.deliver(sequenceNumbers, labels, json, sizes, token);
   }
 
-  deliver(sequenceNumbers, json, sizes, token) {
+  deliver(sequenceNumbers, labels, json, sizes, token) {
     if (this.stopped) {
       binding.complete(token, 0); // nothing of the run was handled
       return;
     }
-    this.runFrom(decodeRecords(sequenceNumbers, json), sizes, token, 0, 0);
+    this.runFrom(decodeRecords(sequenceNumbers, labels, json), sizes, token, 0, 0);
   }
 
   // Calls the callback for the run's batches from `index` (its records from `offset`) on.
@@ -397,8 +399,8 @@ class FactstrStore {
 
   /** The facts matching the query, with last_returned_sequence_number and current_context_version. */
   query(query) {
-    const [sequenceNumbers, json, lastReturned, contextVersion] = this.#core.native.query(encodeQuery(query, 'query: query'));
-    const result = { event_records: decodeRecords(sequenceNumbers, json) };
+    const [sequenceNumbers, labels, json, lastReturned, contextVersion] = this.#core.native.query(encodeQuery(query, 'query: query'));
+    const result = { event_records: decodeRecords(sequenceNumbers, labels, json) };
     if (lastReturned !== undefined) result.last_returned_sequence_number = lastReturned;
     if (contextVersion !== undefined) result.current_context_version = contextVersion;
     return result;

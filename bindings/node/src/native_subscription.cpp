@@ -67,15 +67,15 @@ void dispatch_delivery(Napi::Env env, Napi::Function dispatch, std::weak_ptr<Del
     try {
         Napi::HandleScope scope(env);
         EncodedRun& run = delivery->run;
-        auto sizes = Napi::Uint32Array::New(env, run.sizes.size());
-        std::copy(run.sizes.begin(), run.sizes.end(), sizes.Data());
+        Napi::Value sizes = uint32s_to_js(env, run.sizes);
         Napi::Value numbers = sequence_numbers_to_js(env, run.records.sequence_numbers);
-        Napi::Value json = Napi::String::New(env, run.records.json);
+        Napi::Value labels = uint32s_to_js(env, run.records.labels);
+        Napi::Value json = text_to_js(env, run.records.json);
         auto token = Napi::External<PendingCompletion>::New(
             env, new PendingCompletion{std::move(delivery->completion), std::move(run.ends)},
             [](Napi::Env, PendingCompletion* done) { delete done; });
         delivery.reset();
-        dispatch.Call({numbers, json, sizes, token});
+        dispatch.Call({numbers, labels, json, sizes, token});
     } catch (const Napi::Error&) {
         // The dispatcher catches everything a callback does, so this is the environment
         // going away (a worker being terminated): the batch counts as failed, which keeps a

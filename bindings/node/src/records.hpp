@@ -1,8 +1,10 @@
 // Event records on their way to JavaScript. A batch is encoded off the JavaScript thread into
-// the sequence numbers (a BigUint64Array there) and one JSON text,
-// [["<occurred_at>","<event_type>",<payload>],...], that index.js turns into EventRecord
-// objects with a single JSON.parse: far fewer Node-API calls than building each object
-// natively.
+// the sequence numbers (a BigUint64Array there), two labels per record (a Uint32Array: the
+// index of its occurred_at and of its event_type in the tables below), and one JSON text,
+// [[<occurred_at>,...],[<event_type>,...],[<payload>,...]], that index.js turns into
+// EventRecord objects with a single JSON.parse: far fewer Node-API calls than building each
+// object natively, no array per record, and one string for the facts of a batch (they share
+// their occurred_at) and for each event type.
 #pragma once
 
 #include <napi.h>
@@ -18,6 +20,7 @@ namespace factstr_node {
 
 struct EncodedRecords {
     std::vector<std::uint64_t> sequence_numbers;
+    std::vector<std::uint32_t> labels;  // per record: occurred_at index, event_type index
     std::string json;
 };
 
@@ -36,5 +39,11 @@ EncodedRun encode_run(const std::vector<factstr::CommittedBatch>& run);
 
 // A BigUint64Array holding the sequence numbers.
 Napi::Value sequence_numbers_to_js(Napi::Env env, const std::vector<std::uint64_t>& numbers);
+
+// A JavaScript string of UTF-8 text (the JSON of EncodedRecords).
+Napi::Value text_to_js(Napi::Env env, const std::string& text);
+
+// A Uint32Array holding the values (the labels of EncodedRecords, the sizes of a run).
+Napi::Value uint32s_to_js(Napi::Env env, const std::vector<std::uint32_t>& values);
 
 }  // namespace factstr_node

@@ -123,6 +123,60 @@ forEachBackend((backend) => {
     }
   });
 
+  // Records reach JavaScript as tables (src/records.hpp): one string per distinct time and
+  // type, labels per record. Every record must still get its own fact's time, type and payload,
+  // through a query, a filtered query that skips facts between, and a durable stream's replay.
+  test('each record carries its own fact\'s time, type and payload, across batches, types and non-ASCII text', async () => {
+    const store = backend.open();
+    const spin = (ms) => {
+      const until = Date.now() + ms;
+      while (Date.now() < until) {
+        // distinct append times
+      }
+    };
+    const appended = [
+      [event('x', { n: 1 }), event('y', { n: 2, s: 'ünïcødé ✓ 😀' }), event('x', { n: 3 })],
+      [event('événement', { n: 4, s: '日本語' })],
+      [event('y', { n: 5 }), event('z', { n: 6 }), event('x', { n: 7, s: '\u0001 "quoted" \\ back' })],
+      [event('x', { n: 8 })],
+    ];
+    for (const batch of appended) {
+      store.append(batch);
+      spin(3);
+    }
+    const flat = appended.flat();
+    const batchOf = [0, 0, 0, 1, 2, 2, 2, 3];
+    const check = (records, positions, where) => {
+      assert.deepEqual(seqs(records), positions.map((i) => BigInt(i + 1)), where);
+      records.forEach((record, k) => {
+        const i = positions[k];
+        assert.equal(record.event_type, flat[i].event_type, `${where}: type of #${i + 1}`);
+        assert.deepEqual(record.payload, flat[i].payload, `${where}: payload of #${i + 1}`);
+        assert.deepEqual(Object.keys(record), ['sequence_number', 'occurred_at', 'event_type', 'payload']);
+      });
+      // Facts of one append share their time; facts of different appends do not.
+      for (let a = 0; a < records.length; a++) {
+        for (let b = a + 1; b < records.length; b++) {
+          const same = batchOf[positions[a]] === batchOf[positions[b]];
+          assert.equal(records[a].occurred_at === records[b].occurred_at, same, `${where}: times of #${positions[a] + 1} and #${positions[b] + 1}`);
+        }
+      }
+    };
+    const all = store.query({});
+    check(all.event_records, [0, 1, 2, 3, 4, 5, 6, 7], 'all');
+    const times = all.event_records.map((r) => r.occurred_at);
+    check(store.query({ filters: [{ event_types: ['y', 'événement'] }] }).event_records, [1, 3, 4], 'by type');
+    check(store.query({ filters: [{ payload_predicates: [{ n: 7 }] }, { event_types: ['z'] }] }).event_records, [5, 6], 'by payload');
+    check(store.query({ min_sequence_number: 6n }).event_records, [6, 7], 'after a cursor');
+    const delivered = [];
+    const subscription = await store.streamAllDurable({ name: 'tables' }, (events) => {
+      delivered.push(...events);
+    });
+    subscription.unsubscribe();
+    check(delivered, [0, 1, 2, 3, 4, 5, 6, 7], 'durable replay');
+    assert.deepEqual(delivered.map((r) => r.occurred_at), times, 'the replay gives the query\'s times');
+  });
+
   test('malformed queries are TypeErrors naming the field', () => {
     const store = backend.open();
     const cases = [
