@@ -130,6 +130,54 @@ forEachBackend((backend) => {
     subscription.unsubscribe();
   });
 
+  // Batches committed while a callback's Promise is pending reach JavaScript together, as one
+  // run (one text, one table of times and types for all of them): each batch must still get
+  // its own records, times, types and payloads.
+  test('batches held back by a pending callback each keep their own time, type and payload', async () => {
+    const store = backend.open();
+    let release;
+    const gate = new Promise((resolve) => {
+      release = resolve;
+    });
+    const received = [];
+    const subscription = store.streamAll((events) => {
+      received.push(events);
+      if (received.length === 1) return gate;
+      return undefined;
+    });
+    store.append([event('first', {})]);
+    await eventually(() => received.length === 1, 'the first batch');
+    const batches = [
+      [event('a', { n: 1 }), event('b', { n: 2, s: 'é' })],
+      [event('b', { n: 3 })],
+      [event('c "q"', { n: 4 }), event('a', { n: 5 }), event('日本', { n: 6 })],
+      [event('a', { n: 7 })],
+      [event('d', { n: 8 }), event('b', { n: 9 })],
+    ];
+    for (const batch of batches) {
+      store.append(batch);
+      const until = Date.now() + 2;
+      while (Date.now() < until) {
+        // distinct append times
+      }
+    }
+    await sleep(30);
+    release();
+    await eventually(() => received.length === 1 + batches.length, 'the held back batches');
+    const all = store.query({}).event_records;
+    let next = 1;
+    batches.forEach((batch, b) => {
+      const got = received[b + 1];
+      assert.deepEqual(got.map((r) => r.event_type), batch.map((e) => e.event_type), `types of batch ${b + 1}`);
+      assert.deepEqual(got.map((r) => r.payload), batch.map((e) => e.payload), `payloads of batch ${b + 1}`);
+      assert.ok(got.every((r) => r.occurred_at === got[0].occurred_at), `one time in batch ${b + 1}`);
+      assert.notEqual(got[0].occurred_at, received[b][0].occurred_at, `batch ${b + 1} has its own time`);
+      assert.deepEqual(got, all.slice(next, next + batch.length), `batch ${b + 1} as a query gives it`);
+      next += batch.length;
+    });
+    subscription.unsubscribe();
+  });
+
   test('batches arrive in commit order across many appends', async () => {
     const store = backend.open();
     const rec = recorder();

@@ -177,6 +177,93 @@ forEachBackend((backend) => {
     assert.deepEqual(delivered.map((r) => r.occurred_at), times, 'the replay gives the query\'s times');
   });
 
+  // The type table is JSON text written by the binding: every character JSON must escape, and
+  // text that is not ASCII (the one-byte fast path must not take it), comes back unchanged.
+  test('event types that need JSON escapes or are not ASCII come back exactly, in queries and a durable replay', async () => {
+    const store = backend.open();
+    const types = ['"', '\\', 'a"b\\c', '\u0001', '\n\t\r\b\f', '\u001f', '\u007f', '\u2028\u2029', '</script>', 'é', '日本', '😀', 'plain'];
+    for (const type of types) store.append([event(type, { t: type })]);
+    store.append(types.map((type) => event(type, { t: type, together: true })));
+    const expected = [...types.map((t) => ({ t })), ...types.map((t) => ({ t, together: true }))];
+    const check = (records, where) => {
+      assert.equal(records.length, expected.length, where);
+      records.forEach((record, i) => {
+        assert.equal(record.sequence_number, BigInt(i + 1), where);
+        assert.equal(record.event_type, expected[i].t, `${where}: type of #${i + 1}`);
+        assert.deepEqual(record.payload, expected[i], `${where}: payload of #${i + 1}`);
+      });
+    };
+    const all = store.query({}).event_records;
+    check(all, 'all');
+    types.forEach((type, i) => {
+      const only = store.query({ filters: [{ event_types: [type] }] }).event_records;
+      assert.deepEqual(seqs(only), [BigInt(i + 1), BigInt(types.length + i + 1)], `by type ${JSON.stringify(type)}`);
+      assert.deepEqual(only.map((r) => r.event_type), [type, type]);
+    });
+    const delivered = [];
+    const subscription = await store.streamAllDurable({ name: 'escapes' }, (events) => {
+      delivered.push(...events);
+    });
+    subscription.unsubscribe();
+    check(delivered, 'durable replay');
+    assert.deepEqual(delivered, all, 'the replay gives the query\'s records');
+  });
+
+  // Types are labelled through a table: many distinct types, repeated out of order inside one
+  // append (so one shared time), each record keeps its own.
+  test('many distinct event types, repeated out of order, each record keeps its own type and payload', async () => {
+    const store = backend.open();
+    const distinct = 600;
+    const batch = [];
+    for (let k = 0; k < 2 * distinct; k++) {
+      const t = (k * 7) % distinct;
+      batch.push(event(`type-${t}`, { k, t }));
+    }
+    store.append(batch.slice(0, distinct));
+    store.append(batch.slice(distinct));
+    const check = (records, where) => {
+      assert.equal(records.length, batch.length, where);
+      records.forEach((record, k) => {
+        assert.equal(record.sequence_number, BigInt(k + 1), where);
+        assert.equal(record.event_type, batch[k].event_type, `${where}: type of #${k + 1}`);
+        assert.deepEqual(record.payload, batch[k].payload, `${where}: payload of #${k + 1}`);
+        assert.equal(record.occurred_at, records[k < distinct ? 0 : distinct].occurred_at, `${where}: time of #${k + 1}`);
+      });
+    };
+    const all = store.query({}).event_records;
+    check(all, 'all');
+    const some = store.query({ filters: [{ event_types: ['type-599', 'type-0', 'type-300'] }] }).event_records;
+    assert.deepEqual(
+      some.map((r) => [r.event_type, r.payload.k]),
+      batch.map((e, k) => [e.event_type, k]).filter(([type]) => ['type-599', 'type-0', 'type-300'].includes(type)),
+    );
+    const delivered = [];
+    const subscription = await store.streamAllDurable({ name: 'many-types' }, (events) => {
+      delivered.push(...events);
+    });
+    subscription.unsubscribe();
+    check(delivered, 'durable replay');
+  });
+
+  // The binding hands pure-ASCII results to V8 as one-byte text and anything else as UTF-8:
+  // a non-ASCII character at every offset of the text (in its 8-byte words and in its tail)
+  // must send it down the UTF-8 path.
+  test('a non-ASCII character anywhere in a result is decoded as UTF-8', () => {
+    const store = backend.open();
+    const texts = [];
+    for (let pad = 0; pad < 16; pad++) {
+      for (const tail of ['é', '😀', 'ÿ', '\u0080']) texts.push('x'.repeat(pad) + tail);
+    }
+    for (const text of texts) store.append([event('p', { s: text })]);
+    for (const text of texts) store.append([event(text, {})]);
+    texts.forEach((text, i) => {
+      const byPayload = store.query({ filters: [{ payload_predicates: [{ s: text }] }] }).event_records;
+      assert.deepEqual(byPayload.map((r) => r.payload.s), [text], `payload of #${i + 1}`);
+      const byType = store.query({ filters: [{ event_types: [text] }] }).event_records;
+      assert.deepEqual(byType.map((r) => r.event_type), [text], `type ${JSON.stringify(text)}`);
+    });
+  });
+
   test('malformed queries are TypeErrors naming the field', () => {
     const store = backend.open();
     const cases = [
