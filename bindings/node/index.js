@@ -162,9 +162,9 @@ function checkDurableStream(stream, method) {
 
 // The records of a query or a stream delivery (see src/records.hpp): the sequence numbers,
 // two labels per record (the index of its occurred_at and of its event_type in the tables),
-// and [[occurred_at...], [event_type...], [payload...]] as JSON.
+// and [[payload...], [occurred_at...], [event_type...]] as JSON.
 function decodeRecords(sequenceNumbers, labels, json) {
-  const [times, types, payloads] = JSON.parse(json);
+  const [payloads, times, types] = JSON.parse(json);
   const records = new Array(payloads.length);
   for (let i = 0, j = 0; i < payloads.length; i++, j += 2) {
     records[i] = {

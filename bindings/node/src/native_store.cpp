@@ -280,8 +280,8 @@ Napi::Value NativeStore::query(const Napi::CallbackInfo& info) {
         env, [&] { return target.query(query_argument(info, 0).value_or(factstr::EventQuery{})); });
     EncodedRecords encoded = encode_records(result.event_records);
     Napi::Array out = Napi::Array::New(env, 5);
-    out.Set(0u, sequence_numbers_to_js(env, encoded.sequence_numbers));
-    out.Set(1u, uint32s_to_js(env, encoded.labels));
+    out.Set(0u, typed_array_of(env, encoded.sequence_numbers));
+    out.Set(1u, typed_array_of(env, encoded.labels));
     out.Set(2u, text_to_js(env, encoded.json));
     out.Set(3u, optional_bigint(env, result.last_returned_sequence_number));
     out.Set(4u, optional_bigint(env, result.current_context_version));

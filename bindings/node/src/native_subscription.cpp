@@ -67,9 +67,9 @@ void dispatch_delivery(Napi::Env env, Napi::Function dispatch, std::weak_ptr<Del
     try {
         Napi::HandleScope scope(env);
         EncodedRun& run = delivery->run;
-        Napi::Value sizes = uint32s_to_js(env, run.sizes);
-        Napi::Value numbers = sequence_numbers_to_js(env, run.records.sequence_numbers);
-        Napi::Value labels = uint32s_to_js(env, run.records.labels);
+        Napi::Value sizes = typed_array_of(env, run.sizes);
+        Napi::Value numbers = typed_array_of(env, run.records.sequence_numbers);
+        Napi::Value labels = typed_array_of(env, run.records.labels);
         Napi::Value json = text_to_js(env, run.records.json);
         auto token = Napi::External<PendingCompletion>::New(
             env, new PendingCompletion{std::move(delivery->completion), std::move(run.ends)},

@@ -8,44 +8,42 @@
 namespace factstr_node {
 namespace {
 
-// Builds the three tables of EncodedRecords over the records given to add(), in order.
+// Builds the three tables of EncodedRecords over the records given to add(), in order: each
+// payload goes straight into the text; the times and types, few and short, wait in tables of
+// their own until finish() appends them.
 class Encoder {
   public:
-    explicit Encoder(std::size_t count, std::size_t payload_bytes) {
+    Encoder(std::size_t count, std::size_t payload_bytes) {
         out_.sequence_numbers.reserve(count);
         out_.labels.reserve(count * 2);
-        payloads_.reserve(count);
         out_.json.reserve(payload_bytes + 64);
         out_.json += "[[";
     }
 
-    // The occurred_at and event_type tables are written as records come; payloads after them.
     void add(const factstr::EventRecord& record) {
         out_.sequence_numbers.push_back(record.sequence_number);
         // The facts of one append share their time, and come one after another.
         if (times_ == 0 || record.occurred_at != last_time_) {
-            if (times_ > 0) out_.json += ',';
-            out_.json += '"';
-            factstr::json::append_rfc3339(out_.json, record.occurred_at);
-            out_.json += '"';
+            if (times_ > 0) times_json_ += ',';
+            times_json_ += '"';
+            factstr::json::append_rfc3339(times_json_, record.occurred_at);
+            times_json_ += '"';
             last_time_ = record.occurred_at;
             ++times_;
         }
         out_.labels.push_back(times_ - 1);
         out_.labels.push_back(type_label(record.event_type));
-        payloads_.push_back(record.payload);
+        if (out_.sequence_numbers.size() > 1) out_.json += ',';
+        out_.json += record.payload;  // compact, validated JSON
     }
 
     EncodedRecords finish() && {
         out_.json += "],[";
+        out_.json += times_json_;
+        out_.json += "],[";
         for (std::size_t i = 0; i < types_.size(); ++i) {
             if (i > 0) out_.json += ',';
             factstr::json::append_quoted(out_.json, types_[i]);
-        }
-        out_.json += "],[";
-        for (std::size_t i = 0; i < payloads_.size(); ++i) {
-            if (i > 0) out_.json += ',';
-            out_.json += payloads_[i];  // compact, validated JSON
         }
         out_.json += "]]";
         return std::move(out_);
@@ -63,8 +61,8 @@ class Encoder {
     }
 
     EncodedRecords out_;
+    std::string times_json_;
     // Views into the records, which outlive the encoder.
-    std::vector<std::string_view> payloads_;
     std::vector<std::string_view> types_;
     std::unordered_map<std::string_view, std::uint32_t> type_labels_;
     std::uint32_t last_type_ = 0;
@@ -82,8 +80,7 @@ std::size_t payload_bytes(std::span<const factstr::EventRecord> records) {
 }  // namespace
 
 EncodedRecords encode_records(std::span<const factstr::EventRecord> records) {
-    // Room for the payloads and, per record, a time (30 bytes) in the worst case.
-    Encoder encoder(records.size(), payload_bytes(records) + records.size() * 30);
+    Encoder encoder(records.size(), payload_bytes(records));
     for (const auto& record : records)
         encoder.add(record);
     return std::move(encoder).finish();
@@ -93,7 +90,7 @@ EncodedRun encode_run(const std::vector<factstr::CommittedBatch>& run) {
     std::size_t count = 0, bytes = 0;
     for (const auto& batch : run) {
         count += batch.records.size();
-        bytes += payload_bytes(batch.records) + 30;  // one time per batch, usually
+        bytes += payload_bytes(batch.records);
     }
     Encoder encoder(count, bytes);
     EncodedRun out;
@@ -107,13 +104,6 @@ EncodedRun encode_run(const std::vector<factstr::CommittedBatch>& run) {
     }
     out.records = std::move(encoder).finish();
     return out;
-}
-
-Napi::Value sequence_numbers_to_js(Napi::Env env, const std::vector<std::uint64_t>& numbers) {
-    auto array = Napi::BigUint64Array::New(env, numbers.size());
-    if (!numbers.empty())
-        std::memcpy(array.Data(), numbers.data(), numbers.size() * sizeof(std::uint64_t));
-    return array;
 }
 
 Napi::Value text_to_js(Napi::Env env, const std::string& text) {
@@ -136,13 +126,6 @@ Napi::Value text_to_js(Napi::Env env, const std::string& text) {
             : napi_create_string_utf8(env, text.data(), text.size(), &value);
     NAPI_THROW_IF_FAILED(env, status, Napi::Value());
     return Napi::Value(env, value);
-}
-
-Napi::Value uint32s_to_js(Napi::Env env, const std::vector<std::uint32_t>& values) {
-    auto array = Napi::Uint32Array::New(env, values.size());
-    if (!values.empty())
-        std::memcpy(array.Data(), values.data(), values.size() * sizeof(std::uint32_t));
-    return array;
 }
 
 }  // namespace factstr_node

@@ -1,7 +1,7 @@
 // Event records on their way to JavaScript. A batch is encoded off the JavaScript thread into
 // the sequence numbers (a BigUint64Array there), two labels per record (a Uint32Array: the
 // index of its occurred_at and of its event_type in the tables below), and one JSON text,
-// [[<occurred_at>,...],[<event_type>,...],[<payload>,...]], that index.js turns into
+// [[<payload>,...],[<occurred_at>,...],[<event_type>,...]], that index.js turns into
 // EventRecord objects with a single JSON.parse: far fewer Node-API calls than building each
 // object natively, no array per record, and one string for the facts of a batch (they share
 // their occurred_at) and for each event type.
@@ -10,6 +10,7 @@
 #include <napi.h>
 
 #include <cstdint>
+#include <cstring>
 #include <factstr/backend.hpp>
 #include <factstr/types.hpp>
 #include <span>
@@ -37,13 +38,16 @@ struct EncodedRun {
 
 EncodedRun encode_run(const std::vector<factstr::CommittedBatch>& run);
 
-// A BigUint64Array holding the sequence numbers.
-Napi::Value sequence_numbers_to_js(Napi::Env env, const std::vector<std::uint64_t>& numbers);
+// A typed array holding a copy of `values`: a BigUint64Array for std::uint64_t, a
+// Uint32Array for std::uint32_t.
+template <class T>
+Napi::Value typed_array_of(Napi::Env env, const std::vector<T>& values) {
+    auto array = Napi::TypedArrayOf<T>::New(env, values.size());
+    if (!values.empty()) std::memcpy(array.Data(), values.data(), values.size() * sizeof(T));
+    return array;
+}
 
 // A JavaScript string of UTF-8 text (the JSON of EncodedRecords).
 Napi::Value text_to_js(Napi::Env env, const std::string& text);
-
-// A Uint32Array holding the values (the labels of EncodedRecords, the sizes of a run).
-Napi::Value uint32s_to_js(Napi::Env env, const std::vector<std::uint32_t>& values);
 
 }  // namespace factstr_node

@@ -15,6 +15,16 @@ function matching(store, query) {
   return seqs(store.query(query).event_records);
 }
 
+// Every record a new durable stream's replay of the whole log delivers, in order.
+async function replayed(store, name) {
+  const delivered = [];
+  const subscription = await store.streamAllDurable({ name }, (events) => {
+    delivered.push(...events);
+  });
+  subscription.unsubscribe();
+  return delivered;
+}
+
 forEachBackend((backend) => {
   test('query results come in ascending sequence order with both versions', () => {
     const store = backend.open();
@@ -168,11 +178,7 @@ forEachBackend((backend) => {
     check(store.query({ filters: [{ event_types: ['y', 'événement'] }] }).event_records, [1, 3, 4], 'by type');
     check(store.query({ filters: [{ payload_predicates: [{ n: 7 }] }, { event_types: ['z'] }] }).event_records, [5, 6], 'by payload');
     check(store.query({ min_sequence_number: 6n }).event_records, [6, 7], 'after a cursor');
-    const delivered = [];
-    const subscription = await store.streamAllDurable({ name: 'tables' }, (events) => {
-      delivered.push(...events);
-    });
-    subscription.unsubscribe();
+    const delivered = await replayed(store, 'tables');
     check(delivered, [0, 1, 2, 3, 4, 5, 6, 7], 'durable replay');
     assert.deepEqual(delivered.map((r) => r.occurred_at), times, 'the replay gives the query\'s times');
   });
@@ -200,11 +206,7 @@ forEachBackend((backend) => {
       assert.deepEqual(seqs(only), [BigInt(i + 1), BigInt(types.length + i + 1)], `by type ${JSON.stringify(type)}`);
       assert.deepEqual(only.map((r) => r.event_type), [type, type]);
     });
-    const delivered = [];
-    const subscription = await store.streamAllDurable({ name: 'escapes' }, (events) => {
-      delivered.push(...events);
-    });
-    subscription.unsubscribe();
+    const delivered = await replayed(store, 'escapes');
     check(delivered, 'durable replay');
     assert.deepEqual(delivered, all, 'the replay gives the query\'s records');
   });
@@ -237,11 +239,7 @@ forEachBackend((backend) => {
       some.map((r) => [r.event_type, r.payload.k]),
       batch.map((e, k) => [e.event_type, k]).filter(([type]) => ['type-599', 'type-0', 'type-300'].includes(type)),
     );
-    const delivered = [];
-    const subscription = await store.streamAllDurable({ name: 'many-types' }, (events) => {
-      delivered.push(...events);
-    });
-    subscription.unsubscribe();
+    const delivered = await replayed(store, 'many-types');
     check(delivered, 'durable replay');
   });
 
