@@ -1,7 +1,7 @@
 // The one header a user includes.
 #pragma once
 
-#include "factstr/backend.hpp"
+#include "factstr/internal/backend.hpp"
 #include "factstr/errors.hpp"
 #include "factstr/json.hpp"
 #include "factstr/projections.hpp"

@@ -1,7 +1,7 @@
 #include <charconv>
 #include <string>
 
-#include "factstr/backend.hpp"
+#include "factstr/internal/backend.hpp"
 #include "factstr/errors.hpp"
 
 namespace factstr {

@@ -1,6 +1,6 @@
 #include <string>
 
-#include "factstr/backend.hpp"
+#include "factstr/internal/backend.hpp"
 #include "factstr/errors.hpp"
 
 namespace factstr {

@@ -11,7 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "factstr/backend.hpp"
+#include "factstr/internal/backend.hpp"
 #include "factstr/projections.hpp"
 #include "factstr/query.hpp"
 

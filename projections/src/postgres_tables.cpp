@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "../../log/src/postgres/pg_connection.hpp"
+#include "factstr/database/postgres_connection.hpp"
 #include "tables.hpp"
 
 namespace factstr::projections::detail {

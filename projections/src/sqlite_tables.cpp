@@ -3,7 +3,7 @@
 #include <map>
 #include <set>
 
-#include "../../log/src/sqlite/sqlite_connection.hpp"
+#include "factstr/database/sqlite_connection.hpp"
 #include "tables.hpp"
 
 namespace factstr::projections::detail {

@@ -19,7 +19,7 @@
 #include <shared_mutex>
 #include <unordered_map>
 
-#include "factstr/backend.hpp"
+#include "factstr/internal/backend.hpp"
 #include "factstr/errors.hpp"
 
 namespace factstr {

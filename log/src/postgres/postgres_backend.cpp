@@ -36,10 +36,10 @@
 #include <thread>
 #include <type_traits>
 
-#include "../group_commit.hpp"
-#include "factstr/backend.hpp"
+#include "factstr/internal/group_commit.hpp"
+#include "factstr/internal/backend.hpp"
 #include "factstr/errors.hpp"
-#include "pg_connection.hpp"
+#include "factstr/database/postgres_connection.hpp"
 
 namespace factstr {
 namespace postgres {

@@ -37,10 +37,10 @@
 #include <type_traits>
 #include <unordered_map>
 
-#include "../group_commit.hpp"
-#include "factstr/backend.hpp"
+#include "factstr/internal/group_commit.hpp"
+#include "factstr/internal/backend.hpp"
 #include "factstr/errors.hpp"
-#include "sqlite_connection.hpp"
+#include "factstr/database/sqlite_connection.hpp"
 
 namespace factstr {
 namespace sqlite {

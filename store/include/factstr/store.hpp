@@ -12,7 +12,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "factstr/backend.hpp"
+#include "factstr/internal/backend.hpp"
 #include "factstr/errors.hpp"
 #include "factstr/types.hpp"
 

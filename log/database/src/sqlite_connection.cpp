@@ -1,4 +1,4 @@
-#include "sqlite_connection.hpp"
+#include "factstr/database/sqlite_connection.hpp"
 
 #include <algorithm>
 #include <thread>

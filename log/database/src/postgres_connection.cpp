@@ -1,4 +1,4 @@
-#include "pg_connection.hpp"
+#include "factstr/database/postgres_connection.hpp"
 
 #include <charconv>
 #include <cstring>

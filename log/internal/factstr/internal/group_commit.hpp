@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "factstr/backend.hpp"
+#include "factstr/internal/backend.hpp"
 
 namespace factstr {
 
