@@ -1,4 +1,4 @@
-// factstr export: the whole log as NDJSON, one fact per line, paged with read_batches so the
+// factstr export: the whole log as NDJSON, one fact per line, paged with Store::for_each_batch so the
 // log never sits in memory. Each line carries "batch_last", the last sequence number of the
 // append the fact belongs to, so that import can rebuild the batch boundaries.
 #include <cstdio>
@@ -36,28 +36,21 @@ int run(const ExportOptions& options, const Globals& globals) {
     // A progress bar only when it does not mix with the exported lines on the terminal.
     Progress progress("exporting", head, "facts");
     const bool show_progress = options.output != "-" || !stdout_is_tty();
-    const factstr::CompiledQuery all;
-    factstr::SequenceNumber position = 0;
     std::uint64_t facts = 0, batches = 0;
     std::string line;
-    while (position < head) {
-        auto page = store.backend().read_batches(position, all, options.page);
-        for (const auto& batch : page.batches) {
-            if (batch.last_sequence_number > head) break;  // committed after we started
-            ++batches;
-            for (const auto& record : batch.records) {
-                line = factstr::json::record_to_json(record);
-                line.pop_back();  // the closing brace
-                line += fmt::format(",\"batch_last\":{}}}\n", batch.last_sequence_number);
-                if (std::fwrite(line.data(), 1, line.size(), out) != line.size())
-                    fail_store(fmt::format("writing '{}' failed", options.output));
-                ++facts;
-            }
+    store.for_each_batch(0, head, {}, options.page, [&](const factstr::CommittedBatch& batch) {
+        ++batches;
+        for (const auto& record : batch.records) {
+            line = factstr::json::record_to_json(record);
+            line.pop_back();  // the closing brace
+            line += fmt::format(",\"batch_last\":{}}}\n", batch.last_sequence_number);
+            if (std::fwrite(line.data(), 1, line.size(), out) != line.size())
+                fail_store(fmt::format("writing '{}' failed", options.output));
+            ++facts;
         }
-        if (page.scanned_through <= position) break;
-        position = page.scanned_through;
-        if (show_progress) progress.update(std::min(position, head));
-    }
+        if (show_progress) progress.update(batch.last_sequence_number);
+        return true;
+    });
     if (show_progress) progress.finish();
     if (std::fflush(out) != 0) fail_store(fmt::format("writing '{}' failed", options.output));
     if (out != stdout) {

@@ -92,27 +92,7 @@ int run(const QueryOptions& options, const Globals& globals) {
     if (!options.limit) {
         result = store.query(query);
     } else {
-        // Page through the log and stop after `limit` facts; the context version comes from
-        // a query that returns no rows.
-        factstr::EventQuery versions = query;
-        const factstr::SequenceNumber head = store.head();
-        versions.min_sequence_number = head;
-        result.current_context_version = store.query(versions).current_context_version;
-        factstr::CompiledQuery compiled(query);
-        factstr::SequenceNumber position = query.min_sequence_number.value_or(0);
-        while (result.event_records.size() < *options.limit && position < head) {
-            auto page = store.backend().read_batches(position, compiled,
-                                                     std::min<std::size_t>(*options.limit, 10000));
-            for (auto& batch : page.batches)
-                for (auto& record : batch.records)
-                    if (result.event_records.size() < *options.limit &&
-                        record.sequence_number <= head)
-                        result.event_records.push_back(std::move(record));
-            if (page.scanned_through <= position) break;
-            position = page.scanned_through;
-        }
-        if (!result.event_records.empty())
-            result.last_returned_sequence_number = result.event_records.back().sequence_number;
+        result = store.query(query, *options.limit);
     }
 
     const std::string versions =

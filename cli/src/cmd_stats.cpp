@@ -19,7 +19,7 @@ struct StatsOptions {
 };
 
 std::optional<std::uint64_t> database_bytes(factstr::Store& store) {
-    return store.backend().storage_bytes();
+    return store.storage_bytes();
 }
 
 int run(const StatsOptions& options, const Globals& globals) {
@@ -30,24 +30,17 @@ int run(const StatsOptions& options, const Globals& globals) {
     std::optional<factstr::Timestamp> first_at, last_at;
     std::map<std::string, std::uint64_t> per_type;
     Progress progress("reading", head, "facts");
-    const factstr::CompiledQuery all;
-    factstr::SequenceNumber position = 0;
-    while (position < head) {
-        auto page = store.backend().read_batches(position, all, 10000);
-        for (const auto& batch : page.batches) {
-            if (batch.last_sequence_number > head) continue;
-            ++batches;
-            for (const auto& record : batch.records) {
-                ++facts;
-                if (!first_at) first_at = record.occurred_at;
-                last_at = record.occurred_at;
-                ++per_type[record.event_type];
-            }
+    store.for_each_batch(0, head, {}, 10000, [&](const factstr::CommittedBatch& batch) {
+        ++batches;
+        for (const auto& record : batch.records) {
+            ++facts;
+            if (!first_at) first_at = record.occurred_at;
+            last_at = record.occurred_at;
+            ++per_type[record.event_type];
         }
-        if (page.scanned_through <= position) break;
-        position = page.scanned_through;
-        progress.update(std::min(position, head));
-    }
+        progress.update(batch.last_sequence_number);
+        return true;
+    });
     progress.finish();
     const auto bytes = database_bytes(store);
     const auto streams = store.durable_cursors().size();
@@ -71,7 +64,7 @@ int run(const StatsOptions& options, const Globals& globals) {
         }
         types += '}';
         std::string store_name;
-        factstr::json::append_quoted(store_name, store.backend().describe());
+        factstr::json::append_quoted(store_name, store.describe());
         out = fmt::format(
             "{{\"store\":{},\"facts\":{},\"head\":{},\"batches\":{},\"first_occurred_at\":{},"
             "\"last_occurred_at\":{},\"database_bytes\":{},\"durable_streams\":{},"
@@ -79,7 +72,7 @@ int run(const StatsOptions& options, const Globals& globals) {
             store_name, facts, head, batches, at_json(first_at), at_json(last_at),
             bytes ? std::to_string(*bytes) : "null", streams, types);
     } else if (!stdout_is_tty()) {
-        out += fmt::format("store\t{}\n", store.backend().describe());
+        out += fmt::format("store\t{}\n", store.describe());
         out += fmt::format("facts\t{}\nhead\t{}\nbatches\t{}\n", facts, head, batches);
         out += fmt::format("first_occurred_at\t{}\nlast_occurred_at\t{}\n", at_text(first_at),
                            at_text(last_at));
@@ -93,7 +86,7 @@ int run(const StatsOptions& options, const Globals& globals) {
             std::string padded = fmt::format("{:<18}", k);
             return color ? fmt::format("{}", fmt::styled(padded, fmt::emphasis::bold)) : padded;
         };
-        out += key("store") + store.backend().describe() + "\n";
+        out += key("store") + store.describe() + "\n";
         out += key("facts") + std::to_string(facts) + "\n";
         out += key("head") + std::to_string(head) + "\n";
         out += key("batches") + std::to_string(batches) + "\n";

@@ -3,10 +3,7 @@
 // a live stream, or as a durable stream (--durable NAME) whose cursor advances as facts are
 // printed.
 #include <chrono>
-#include <condition_variable>
-#include <deque>
 #include <memory>
-#include <mutex>
 #include <thread>
 
 #include <fmt/format.h>
@@ -73,61 +70,32 @@ int run(const TailOptions& options, const Globals& globals) {
 
     if (options.follow) install_stop_signals();
     factstr::Store store = open_store(globals);
-
-    // Live first, then read the log up to the head seen after registering: every batch is
-    // either in the log part or in the queue (facts already printed are skipped).
-    std::mutex mutex;
-    std::condition_variable wake;
-    std::deque<factstr::Batch> queue;
-    factstr::Subscription subscription;
-    if (options.follow) {
-        auto push = [&](const factstr::Batch& batch) {
-            {
-                std::lock_guard lock(mutex);
-                queue.push_back(batch);
-            }
-            wake.notify_one();
-        };
-        subscription = filtered ? store.stream_to(query, push) : store.stream_all(push);
-    }
     const factstr::SequenceNumber head = store.head();
-    factstr::SequenceNumber position =
+    const factstr::SequenceNumber position =
         options.from ? *options.from : (head > options.last ? head - options.last : 0);
 
-    const factstr::CompiledQuery compiled(query);
-    while (position < head && !stop_requested()) {
-        auto page = store.backend().read_batches(position, compiled, 1000);
-        for (const auto& batch : page.batches) {
-            std::vector<factstr::EventRecord> records;
-            for (const auto& record : batch.records)
-                if (record.sequence_number > position && record.sequence_number <= head)
-                    records.push_back(record);
-            printer.print(records);
-        }
-        if (page.scanned_through <= position) break;
-        position = std::min(page.scanned_through, head);
+    if (!options.follow) {
+        store.for_each_batch(position, head, query, 1000, [&](const factstr::CommittedBatch& batch) {
+            printer.print(batch.records);
+            return !stop_requested();
+        });
+        store.close();
+        return exit_ok;
     }
-    position = std::max(position, head);
-
-    if (options.follow) {
-        while (!stop_requested()) {
-            std::deque<factstr::Batch> ready;
-            {
-                std::unique_lock lock(mutex);
-                wake.wait_for(lock, std::chrono::milliseconds(100),
-                              [&] { return !queue.empty() || stop_requested(); });
-                ready.swap(queue);
-            }
-            for (const auto& batch : ready) {
-                std::vector<factstr::EventRecord> records;
-                for (const auto& record : batch)
-                    if (record.sequence_number > position) records.push_back(record);
-                printer.print(records);
-                if (!batch.empty()) position = std::max(position, batch.back().sequence_number);
-            }
-        }
-        subscription.unsubscribe();
-    }
+    // The store's replay-then-live stream: the log after `position`, then every commit, with
+    // no gap and no duplicate at the hand-over.
+    factstr::Subscription subscription = store.stream_pages(
+        position, filtered ? std::optional(query) : std::nullopt, 1000,
+        [printer](const factstr::BatchPage& page, factstr::Completion done) {
+            for (const auto& batch : page.batches)
+                printer.print(batch.records);
+            done.succeed();
+        });
+    while (!stop_requested() && subscription.active())
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (!stop_requested() && subscription.failure())
+        fail_store("tail stopped: " + *subscription.failure());
+    subscription.unsubscribe();
     store.close();
     return exit_ok;
 }

@@ -101,8 +101,7 @@ factstr::EventQuery build_query(const FilterFlags& flags) {
     }
     // Validate now, so that a bad predicate is reported as bad input before any work.
     try {
-        factstr::CompiledQuery compiled(query);
-        (void)compiled;
+        factstr::validate(query);
     } catch (const factstr::InvalidInput& e) {
         fail_input(std::string("query: ") + e.what());
     }

@@ -1,4 +1,4 @@
-#include "factstr/query.hpp"
+#include "factstr/internal/compiled_query.hpp"
 
 #include <simdjson.h>
 
@@ -100,6 +100,10 @@ bool CompiledQuery::matches(std::string_view event_type, std::string_view compac
         if (filter.matches(event_type, payload)) return true;
     }
     return false;
+}
+
+void validate(const EventQuery& query) {
+    CompiledQuery compiled(query);
 }
 
 EventQuery parse_event_query(std::string_view json_text) {

@@ -1,4 +1,4 @@
-// The projector engine: leases, one page stream per held projection, status and rebuilds.
+// The projector engine: leases, one Projector per held projection, status and rebuilds.
 #include <unistd.h>
 
 #include <condition_variable>
@@ -10,6 +10,8 @@
 
 #include "factstr/projections.hpp"
 #include "plan.hpp"
+#include "projector.hpp"
+#include "status.hpp"
 #include "tables.hpp"
 
 namespace factstr::projections {
@@ -21,6 +23,8 @@ using detail::FoldFailure;
 using detail::MetaRow;
 using detail::PageDelta;
 using detail::Plan;
+using detail::Projector;
+using detail::status_of;
 
 std::string default_worker_id() {
     char host[256] = {};
@@ -31,55 +35,6 @@ std::string default_worker_id() {
     return std::string(host) + ":" + std::to_string(::getpid()) + ":" + suffix;
 }
 
-// The first fact after `checkpoint` that the projection looks at, if any.
-std::optional<EventRecord> first_pending(Backend& backend, const EventQuery& query,
-                                         SequenceNumber checkpoint, SequenceNumber head) {
-    const CompiledQuery filter(query);
-    SequenceNumber position = checkpoint;
-    while (position < head) {
-        BatchPage page = backend.read_batches(position, filter, 1);
-        if (!page.batches.empty()) return page.batches.front().records.front();
-        if (page.scanned_through <= position) break;
-        position = page.scanned_through;
-    }
-    return std::nullopt;
-}
-
-ProjectionStatus status_of(Backend& backend, const MetaRow& meta, SequenceNumber head,
-                           SequenceNumber checkpoint) {
-    ProjectionStatus status;
-    status.name = meta.name;
-    status.fingerprint = meta.fingerprint;
-    status.checkpoint = checkpoint;
-    status.head = head;
-    status.error = meta.error;
-    status.error_position = meta.error_position;
-    status.owner = meta.owner;
-    status.rebuild_checkpoint = meta.rebuild_checkpoint;
-    try {
-        const Plan plan(parse_projection(meta.declaration));
-        if (auto pending = first_pending(backend, plan.union_query(), checkpoint, head)) {
-            status.lag_facts = head - checkpoint;
-            status.lag_time =
-                std::max(std::chrono::milliseconds(0),
-                         std::chrono::duration_cast<std::chrono::milliseconds>(
-                             std::chrono::system_clock::now() - pending->occurred_at));
-        }
-    } catch (const Error&) {
-        status.lag_facts = head > checkpoint ? head - checkpoint : 0;  // an unreadable declaration
-    }
-    if (meta.error)
-        status.state = ProjectionStatus::State::failed;
-    else if (meta.rebuild_fingerprint)
-        status.state = ProjectionStatus::State::rebuilding;
-    else if (meta.owner)
-        status.state = status.lag_facts == 0 ? ProjectionStatus::State::caught_up
-                                             : ProjectionStatus::State::running;
-    else
-        status.state = ProjectionStatus::State::stopped;
-    return status;
-}
-
 std::vector<std::string> table_names(const std::string& declaration) {
     std::vector<std::string> names;
     const Plan plan(parse_projection(declaration));
@@ -87,165 +42,6 @@ std::vector<std::string> table_names(const std::string& declaration) {
         names.push_back(table.name);
     return names;
 }
-
-// One held projection: a page stream from its checkpoint whose pages are folded and written
-// with the checkpoint in one transaction.
-class Projector : public std::enable_shared_from_this<Projector> {
-  public:
-    enum class Phase { running, failed, lost, interrupted, stopped };
-
-    Projector(Store& store, const Projection& projection, std::string worker,
-              std::size_t page_facts)
-        : store_(store),
-          plan_(projection),
-          worker_(std::move(worker)),
-          page_facts_(page_facts),
-          tables_(detail::open_tables(store)) {}
-
-    void start(SequenceNumber checkpoint) {
-        const bool fresh = checkpoint == 0 && !plan_.tables().empty() &&
-                           !plan_.tables().front().transform &&
-                           tables_->is_empty(plan_.tables().front(), false);
-        plan_.reset_state_cache(fresh);
-        {
-            std::lock_guard lock(mutex_);
-            persisted_ = position_ = checkpoint;
-            phase_ = Phase::running;
-            error_.reset();
-        }
-        last_write_ = std::chrono::steady_clock::now();
-        std::weak_ptr<Projector> weak = shared_from_this();
-        subscription_ = store_.stream_pages(checkpoint, plan_.union_query(), page_facts_,
-                                            [weak](const BatchPage& page, Completion done) {
-                                                if (auto self = weak.lock())
-                                                    self->on_page(page, std::move(done));
-                                                else
-                                                    done.fail("the projector was stopped");
-                                            });
-    }
-
-    // Stops the stream and waits for a page being written. A checkpoint moved past facts
-    // this projection ignores is written now, so a restart does not read them again.
-    void stop() {
-        subscription_.unsubscribe();
-        std::lock_guard apply(apply_mutex_);
-        SequenceNumber from, to;
-        bool running;
-        {
-            std::lock_guard lock(mutex_);
-            running = phase_ == Phase::running;
-            from = persisted_;
-            to = position_;
-        }
-        if (running && to > from) {
-            try {
-                if (tables_->apply(plan_, PageDelta{},
-                                   Fence{from, to, worker_, plan_.fingerprint(), false}))
-                    set_position(to, true);
-            } catch (const std::exception&) {
-                // Only the saving of a skip is lost: those facts are read again after a restart.
-            }
-        }
-        std::lock_guard lock(mutex_);
-        if (phase_ == Phase::running) phase_ = Phase::stopped;
-    }
-
-    Phase phase() const {
-        std::lock_guard lock(mutex_);
-        return phase_;
-    }
-    SequenceNumber position() const {
-        std::lock_guard lock(mutex_);
-        return position_;
-    }
-    std::optional<std::string> error() const {
-        std::lock_guard lock(mutex_);
-        return error_;
-    }
-    const Plan& plan() const { return plan_; }
-
-  private:
-    void on_page(const BatchPage& page, Completion done) {
-        std::lock_guard apply(apply_mutex_);
-        try {
-            const auto now = std::chrono::steady_clock::now();
-            if (page.batches.empty()) {
-                // Nothing to apply: the checkpoint is written now and then, so that a restart
-                // does not re-read a long stretch of facts this projection ignores.
-                if (now - last_write_ >= std::chrono::seconds(1)) write(PageDelta{}, page, now);
-                set_position(page.scanned_through, false);
-                done.succeed();
-                return;
-            }
-            PageDelta delta = plan_.fold(page, [&](const std::vector<Cell>& key) {
-                return tables_->load_row(plan_.tables().front(), key, false);
-            });
-            if (!write(delta, page, now)) {
-                done.fail("the lease was lost");
-                return;
-            }
-            done.succeed();
-        } catch (const FoldFailure& failure) {
-            plan_.reset_state_cache(false);
-            const std::string message =
-                failure.what();  // names the fact; status names the projection
-            try {
-                tables_->record_failure(plan_.name(), message, failure.position());
-            } catch (const std::exception&) {
-                // The failure stays visible in this worker's status.
-            }
-            fail(Phase::failed, message);
-            done.fail(message);
-        } catch (const std::exception& e) {
-            plan_.reset_state_cache(false);
-            fail(Phase::interrupted, "projection '" + plan_.name() + "': " + e.what());
-            done.fail(e.what());
-        }
-    }
-
-    bool write(const PageDelta& delta, const BatchPage& page,
-               std::chrono::steady_clock::time_point now) {
-        Fence fence{persisted_value(), page.scanned_through, worker_, plan_.fingerprint(), false};
-        if (!tables_->apply(plan_, delta, fence)) {
-            plan_.reset_state_cache(false);
-            fail(Phase::lost, "the lease was lost or the declaration was replaced");
-            return false;
-        }
-        last_write_ = now;
-        set_position(page.scanned_through, true);
-        return true;
-    }
-
-    SequenceNumber persisted_value() {
-        std::lock_guard lock(mutex_);
-        return persisted_;
-    }
-    void set_position(SequenceNumber position, bool persisted) {
-        std::lock_guard lock(mutex_);
-        position_ = std::max(position_, position);
-        if (persisted) persisted_ = position;
-    }
-    void fail(Phase phase, std::string message) {
-        std::lock_guard lock(mutex_);
-        phase_ = phase;
-        error_ = std::move(message);
-    }
-
-    Store& store_;
-    Plan plan_;
-    const std::string worker_;
-    const std::size_t page_facts_;
-    std::unique_ptr<DerivedTables> tables_;
-    Subscription subscription_;
-    std::chrono::steady_clock::time_point last_write_;
-
-    std::mutex apply_mutex_;
-    mutable std::mutex mutex_;
-    Phase phase_ = Phase::stopped;
-    SequenceNumber persisted_ = 0;
-    SequenceNumber position_ = 0;
-    std::optional<std::string> error_;
-};
 
 }  // namespace
 
@@ -582,21 +378,11 @@ Table Engine::read(std::string_view table) const {
                        "no projection has a table named '" + std::string(table) + "'");
 }
 
-std::vector<ProjectionStatus> status(Store& store) {
-    auto tables = detail::open_tables(store);
-    const SequenceNumber head = store.head();
-    std::vector<ProjectionStatus> result;
-    for (const MetaRow& row : tables->meta())
-        result.push_back(status_of(store.backend(), row, head, row.checkpoint));
-    return result;
-}
-
-std::vector<std::pair<std::string, std::string>> declarations(Store& store) {
-    auto tables = detail::open_tables(store);
-    std::vector<std::pair<std::string, std::string>> result;
-    for (const MetaRow& row : tables->meta())
-        result.emplace_back(row.name, row.declaration);
-    return result;
+std::size_t Table::column(std::string_view name) const {
+    for (std::size_t i = 0; i < columns.size(); ++i)
+        if (columns[i] == name) return i;
+    throw InvalidInput(ErrorCode::invalid_argument,
+                       "the table has no column '" + std::string(name) + "'");
 }
 
 }  // namespace factstr::projections

@@ -1,11 +1,12 @@
 // A projection compiled for running: its derived tables with their physical columns, the
 // query that selects every fact it looks at, and the fold that turns a page of facts into
-// one update per key (the only place computation semantics are written; the table writers
-// only add, set and derive columns as the plan says).
+// one update per key (fold.cpp: the only place computation semantics are written; the table
+// writers only add, set and derive columns as the plan says).
 #pragma once
 
 #include <functional>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -98,8 +99,9 @@ class Plan {
     void reset_state_cache(bool authoritative);
 
   private:
-    struct Aggregate;  // one computation of the aggregate table, compiled
+    struct Aggregate;  // one computation of the aggregate table, compiled (computations.hpp)
     struct TransformPlan;
+    class Fold;  // one page being folded (fold.cpp)
 
     Projection projection_;
     std::string fingerprint_;
@@ -125,7 +127,7 @@ std::string default_column(std::string_view field);
 // Recomputes a row's derived columns (average, every, any) from the columns they are kept
 // as (sum and count; satisfied and matched). The SQL writers do the same in their upserts
 // (Dialect::update_assignments).
-void derive_columns(const TableSpec& table, std::vector<Cell>& values);
+void derive_columns(const TableSpec& table, std::span<Cell> values);
 
 // "text" form of a key for maps and messages.
 std::string key_text(const std::vector<Cell>& key);

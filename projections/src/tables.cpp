@@ -33,7 +33,7 @@ std::unique_ptr<DerivedTables> open_tables(Store& store) {
     const DatabaseLocation location = store.backend().location();
     switch (location.kind) {
         case DatabaseLocation::Kind::memory:
-            return open_memory_tables(store);
+            return open_memory_tables(location);
         case DatabaseLocation::Kind::sqlite:
             return open_sqlite_tables(location);
         case DatabaseLocation::Kind::postgres:

@@ -1,8 +1,8 @@
-// Where derived tables live: the store's own database (SQLite, PostgreSQL) or memory tables
-// attached to a memory store. One object per connection, used by one thread at a time.
-// Every write of a page commits together with the projection's checkpoint, fenced by the
-// checkpoint it started from, the declaration's fingerprint and the lease owner: a writer
-// that lost its lease (or whose declaration was replaced) writes nothing.
+// Where derived tables live: the store's own database (SQLite, PostgreSQL), or the memory
+// engine's database (DatabaseLocation::memory) for a memory store. One object per connection,
+// used by one thread at a time. Every write of a page commits together with the projection's
+// checkpoint, fenced by the checkpoint it started from, the declaration's fingerprint and the lease
+// owner: a writer that lost its lease (or whose declaration was replaced) writes nothing.
 #pragma once
 
 #include <chrono>
@@ -95,7 +95,7 @@ Table empty_table(const TableSpec& table, std::vector<ColumnType>& types);
 // Opens a connection to the store's database for derived tables.
 std::unique_ptr<DerivedTables> open_tables(Store& store);
 
-std::unique_ptr<DerivedTables> open_memory_tables(Store& store);
+std::unique_ptr<DerivedTables> open_memory_tables(const DatabaseLocation& location);
 std::unique_ptr<DerivedTables> open_sqlite_tables(const DatabaseLocation& location);
 std::unique_ptr<DerivedTables> open_postgres_tables(const DatabaseLocation& location);
 

@@ -1,6 +1,10 @@
 #include "factstr/store.hpp"
 
+#include <condition_variable>
 #include <future>
+#include <mutex>
+
+#include "factstr/internal/backend.hpp"
 
 #include "stream_hub.hpp"
 
@@ -64,6 +68,27 @@ struct Store::Impl {
     std::unique_ptr<Backend> backend;
     std::shared_ptr<detail::StreamHub> hub;
 
+    // Asynchronous appends not yet completed: close() waits for them.
+    std::mutex in_flight_mutex;
+    std::condition_variable in_flight_done;
+    std::size_t in_flight = 0;
+
+    void submit(std::shared_ptr<WriteRequest> request, AppendDone done) {
+        {
+            std::lock_guard lock(in_flight_mutex);
+            ++in_flight;
+        }
+        request->completion = [this, done = std::move(done)](WriteRequest& r) {
+            if (r.error)
+                done(nullptr, r.error);
+            else
+                done(&*r.result, nullptr);
+            std::lock_guard lock(in_flight_mutex);
+            if (--in_flight == 0) in_flight_done.notify_all();
+        };
+        backend->submit(std::move(request));
+    }
+
     Backend& open_backend() const {
         if (!backend) throw StoreError(ErrorCode::closed, "the store is closed");
         return *backend;
@@ -94,6 +119,10 @@ Store::~Store() {
 
 void Store::close() {
     if (!impl_ || !impl_->backend) return;
+    {
+        std::unique_lock lock(impl_->in_flight_mutex);
+        impl_->in_flight_done.wait(lock, [&] { return impl_->in_flight == 0; });
+    }
     impl_->hub->shutdown();
     impl_->backend.reset();
 }
@@ -109,6 +138,28 @@ AppendIfResult Store::append_if(std::vector<NewEvent> events, const EventQuery& 
     auto prepared = prepare_events(std::move(events));
     CompiledQuery context(context_query);
     return backend.append_if(std::move(prepared), context, expected_context_version);
+}
+
+void Store::append_async(std::vector<NewEvent> events, AppendDone done) {
+    impl_->open_backend();
+    if (!done) throw InvalidInput(ErrorCode::invalid_argument, "append_async needs a callback");
+    auto request = std::make_shared<WriteRequest>();
+    request->events = prepare_events(std::move(events));
+    impl_->submit(std::move(request), std::move(done));
+}
+
+void Store::append_if_async(std::vector<NewEvent> events, const EventQuery& context_query,
+                            std::optional<SequenceNumber> expected_context_version,
+                            AppendDone done) {
+    impl_->open_backend();
+    if (!done)
+        throw InvalidInput(ErrorCode::invalid_argument, "append_if_async needs a callback");
+    auto request = std::make_shared<WriteRequest>();
+    request->events = prepare_events(std::move(events));
+    request->owned_context.emplace(context_query);
+    request->context = &*request->owned_context;
+    request->expected = expected_context_version;
+    impl_->submit(std::move(request), std::move(done));
 }
 
 AppendResult Store::append_recorded(std::vector<EventRecord> records,
@@ -140,6 +191,48 @@ AppendResult Store::append_recorded(std::vector<EventRecord> records,
 QueryResult Store::query(const EventQuery& query) const {
     Backend& backend = impl_->open_backend();
     return backend.query(CompiledQuery(query));
+}
+
+QueryResult Store::query(const EventQuery& query, std::size_t limit) const {
+    Backend& backend = impl_->open_backend();
+    return backend.query(CompiledQuery(query), limit);
+}
+
+BatchPage Store::read_page(SequenceNumber after, const EventQuery& query,
+                           std::size_t max_facts) const {
+    Backend& backend = impl_->open_backend();
+    EventQuery filter = query;
+    filter.min_sequence_number.reset();
+    return backend.read_batches(after, CompiledQuery(filter), std::max<std::size_t>(max_facts, 1));
+}
+
+SequenceNumber Store::for_each_batch(
+    SequenceNumber after, SequenceNumber through, const EventQuery& query, std::size_t page_facts,
+    const std::function<bool(const CommittedBatch&)>& visit) const {
+    Backend& backend = impl_->open_backend();
+    EventQuery filter = query;
+    filter.min_sequence_number.reset();
+    const CompiledQuery compiled(filter);
+    SequenceNumber position = after;
+    while (position < through) {
+        BatchPage page =
+            backend.read_batches(position, compiled, std::max<std::size_t>(page_facts, 1));
+        for (const CommittedBatch& batch : page.batches) {
+            if (batch.last_sequence_number > through) return through;
+            if (!visit(batch)) return batch.last_sequence_number;
+        }
+        if (page.scanned_through <= position) break;
+        position = std::min(page.scanned_through, through);
+    }
+    return position;
+}
+
+std::string Store::describe() const {
+    return impl_->open_backend().describe();
+}
+
+std::optional<std::uint64_t> Store::storage_bytes() const {
+    return impl_->open_backend().storage_bytes();
 }
 
 Subscription Store::stream_all(StreamHandler handler) {

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "factstr/internal/backend.hpp"
 #include "factstr/store.hpp"
 
 namespace factstr::detail {

@@ -42,7 +42,7 @@ TEST_CASE("bootstrap creates a missing database, then opens it; a second bootstr
     {
         Store store = bootstrap(postgres_server_url(), name);
         CHECK(store.append({event("a")}).first_sequence_number == 1);
-        CHECK(store.backend().describe().find(name) != std::string::npos);
+        CHECK(store.describe().find(name) != std::string::npos);
     }
     CHECK(server.run("SELECT datname FROM pg_database WHERE datname = '" + name + "'").size() == 1);
     CHECK(server.run("SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = '" +
@@ -76,7 +76,7 @@ TEST_CASE("bootstrap refuses bad database names before sending any SQL", "[postg
              std::string(64, 'a'), std::string("a\0b", 3)}) {
         INFO("name '" << name << "'");
         try {
-            (void)bootstrap_postgres(unreachable, name);
+            (void)bootstrap(unreachable, name);
             FAIL("accepted");
         } catch (const InvalidInput& e) {
             CHECK(e.code() == ErrorCode::invalid_argument);
@@ -84,7 +84,7 @@ TEST_CASE("bootstrap refuses bad database names before sending any SQL", "[postg
     }
     // Good names pass the check (and then fail to connect).
     try {
-        (void)bootstrap_postgres(unreachable, "_Good_name_1");
+        (void)bootstrap(unreachable, "_Good_name_1");
         FAIL("connected to port 1?");
     } catch (const StoreError& e) {
         CHECK(e.code() == ErrorCode::connection_failure);
@@ -171,7 +171,7 @@ TEST_CASE("a password never appears in an error message or a description", "[pos
         std::string message = error_message_of([&] { (void)open(url); });
         CHECK_FALSE(message.empty());
         CHECK(message.find(secret) == std::string::npos);
-        message = error_message_of([&] { (void)bootstrap_postgres(url, "facts"); });
+        message = error_message_of([&] { (void)bootstrap(url, "facts"); });
         CHECK_FALSE(message.empty());
         CHECK(message.find(secret) == std::string::npos);
     }
@@ -187,7 +187,7 @@ TEST_CASE("a password never appears in an error message or a description", "[pos
     const std::string name = fresh_database_name();
     { Store store = bootstrap(postgres_server_url(), name); }
     Store store = open(url_of(name) + " password=" + secret);
-    CHECK(store.backend().describe().find(secret) == std::string::npos);
+    CHECK(store.describe().find(secret) == std::string::npos);
 }
 
 TEST_CASE("a stream on one store object receives what another store object commits", "[postgres]") {

@@ -6,7 +6,7 @@ const char* backend_name() {
     return "memory";
 }
 Store make_store() {
-    return Store(make_memory_backend());
+    return memory_store();
 }
 std::optional<Store> reopen_store() {
     return std::nullopt;

@@ -22,11 +22,11 @@ const char* backend_name() {
 Store make_store() {
     (void)server_available;
     last_database() = fresh_database_name();
-    return Store(bootstrap_postgres(postgres_server_url(), last_database()));
+    return bootstrap(postgres_server_url(), last_database());
 }
 
 std::optional<Store> reopen_store() {
-    return Store(bootstrap_postgres(postgres_server_url(), last_database()));
+    return bootstrap(postgres_server_url(), last_database());
 }
 
 }  // namespace factstr::testing

@@ -18,7 +18,7 @@ const packageDir = path.resolve(__dirname, '..');
 const addon = path.join(packageDir, 'build', 'Release', 'factstr.node');
 const sourceTree = path.resolve(packageDir, '..', '..');
 
-const inCheckout = fs.existsSync(path.join(sourceTree, 'streams', 'include', 'factstr', 'store.hpp'));
+const inCheckout = fs.existsSync(path.join(sourceTree, 'store', 'include', 'factstr', 'store.hpp'));
 
 if (!inCheckout) {
   if (fs.existsSync(addon)) process.exit(0);

@@ -18,8 +18,11 @@ void throw_sqlite(sqlite3* db, int rc, std::string_view doing, const std::string
     }
 }
 
-Connection::Connection(const std::string& path, int flags, int busy_timeout_ms) : path_(path) {
-    int rc = sqlite3_open_v2(path.c_str(), &db_, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+Connection::Connection(const std::string& path, int flags, int busy_timeout_ms,
+                       const std::string& vfs_name)
+    : path_(path) {
+    int rc = sqlite3_open_v2(path.c_str(), &db_, flags | SQLITE_OPEN_NOMUTEX,
+                             vfs_name.empty() ? nullptr : vfs_name.c_str());
     if (rc != SQLITE_OK) {
         std::string message = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
         sqlite3_close_v2(db_);

@@ -1,6 +1,5 @@
-// Query evaluation, written once for every backend. An EventQuery is compiled (predicates
-// parsed, index keys computed) once per call; backends use the compiled form to pick
-// candidates from their indexes and to verify each candidate.
+// The JSON form of an EventQuery (the CLI's --query, stored durable streams, the Node
+// binding). The compiled form engines evaluate is internal (factstr/internal/compiled_query.hpp).
 #pragma once
 
 #include <optional>
@@ -8,64 +7,18 @@
 #include <string_view>
 #include <vector>
 
-#include "factstr/json.hpp"
 #include "factstr/types.hpp"
 
 namespace factstr {
-
-struct CompiledPredicate {
-    std::string text;  // compact JSON text of the predicate
-    json::Value value;
-    // Index keys of the predicate's top-level scalar members. A fact can only match when it
-    // carries every one of them; empty when the predicate is not an object with scalars.
-    std::vector<std::uint64_t> index_keys;
-};
-
-struct CompiledFilter {
-    std::optional<std::vector<std::string>> event_types;
-    std::optional<std::vector<CompiledPredicate>> predicates;
-
-    // An explicitly empty list makes the filter match nothing.
-    bool matches_nothing() const {
-        return (event_types && event_types->empty()) || (predicates && predicates->empty());
-    }
-    bool matches_type(std::string_view event_type) const;
-    // The full check of one fact whose payload is already parsed.
-    bool matches(std::string_view event_type, const simdjson::dom::element& payload) const;
-};
-
-class CompiledQuery {
-  public:
-    // Validates and compiles. Throws InvalidInput(invalid_query / invalid_json) naming the
-    // filter and predicate that is wrong.
-    explicit CompiledQuery(const EventQuery& query);
-    // A query that matches every fact.
-    CompiledQuery();
-
-    // True when there are no filters: every fact matches.
-    bool matches_all() const { return filters_.empty(); }
-    const std::vector<CompiledFilter>& filters() const { return filters_; }
-    std::optional<SequenceNumber> min_sequence_number() const { return min_sequence_number_; }
-
-    // The full check of one fact against the filters (min_sequence_number is not applied).
-    // Parses the payload only when a predicate needs it.
-    // `padded`: see json::parse_stored.
-    bool matches(std::string_view event_type, std::string_view compact_payload,
-                 bool padded = false) const;
-
-    // The query in its JSON form (see parse_event_query).
-    std::string json() const;
-
-  private:
-    std::vector<CompiledFilter> filters_;
-    std::optional<SequenceNumber> min_sequence_number_;
-};
 
 // JSON form of a query, as used by the CLI, stored durable streams and the Node binding:
 // {"filters":[{"event_types":["a"],"payload_predicates":[{"k":1}]}],"min_sequence_number":3}
 // Throws InvalidInput(invalid_query) naming the offending field.
 EventQuery parse_event_query(std::string_view json_text);
 std::string to_json(const EventQuery& query);
+// The check every query runs (the same compilation): throws InvalidInput(invalid_query /
+// invalid_json) naming the filter and predicate that is wrong. Pure; thread-safe.
+void validate(const EventQuery& query);
 // One filter in the same form: {"event_types":[…],"payload_predicates":[…]}.
 std::string to_json(const EventFilter& filter);
 

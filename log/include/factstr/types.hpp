@@ -99,6 +99,21 @@ class [[nodiscard]] AppendIfResult {
     std::variant<AppendResult, ConditionalAppendConflict> outcome_;
 };
 
+// One committed append as seen by a reader: the facts of that append that matched the
+// reader's filter (never empty) and the last sequence number of the whole append.
+struct CommittedBatch {
+    SequenceNumber last_sequence_number = 0;
+    std::vector<EventRecord> records;
+};
+
+// A page of committed batches, oldest first (Store::read_page, Store::stream_pages).
+struct BatchPage {
+    std::vector<CommittedBatch> batches;
+    // Every fact up to here was examined; a reader may move its position here even when
+    // no batch matched.
+    SequenceNumber scanned_through = 0;
+};
+
 // Name and position of a durable stream's cursor.
 struct DurableStream {
     std::string name;

@@ -10,6 +10,7 @@
 // fact of the same chain. The newest matching fact — the context version that append_if
 // checks — is found at the head of a chain, without touching older facts.
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstring>
 #include <limits>
@@ -19,160 +20,16 @@
 #include <shared_mutex>
 #include <unordered_map>
 
-#include "factstr/internal/backend.hpp"
 #include "factstr/errors.hpp"
+#include "factstr/internal/backend.hpp"
+#include "factstr/internal/evaluation.hpp"
+#include "factstr/database/memory_database.hpp"
+#include "memory_storage.hpp"
 
 namespace factstr {
 namespace {
 
-constexpr std::uint32_t kNone = 0;  // chain end; positions are stored plus one
-// Facts with more top-level scalars than this keep the rest unindexed and are listed as
-// overflow facts, which every key lookup also checks.
-constexpr std::size_t kMaxIndexedKeys = 255;
-
-// Append-only storage in fixed chunks: growing never moves existing elements.
-template <class T, std::size_t ChunkBits = 16>
-class ChunkedVector {
-  public:
-    static constexpr std::size_t kChunk = std::size_t{1} << ChunkBits;
-
-    std::size_t size() const { return size_; }
-    T& operator[](std::size_t i) { return chunks_[i >> ChunkBits][i & (kChunk - 1)]; }
-    const T& operator[](std::size_t i) const { return chunks_[i >> ChunkBits][i & (kChunk - 1)]; }
-    void push_back(const T& value) {
-        if ((size_ & (kChunk - 1)) == 0)
-            chunks_.push_back(std::make_unique_for_overwrite<T[]>(kChunk));
-        (*this)[size_++] = value;
-    }
-    std::size_t bytes() const { return chunks_.size() * kChunk * sizeof(T); }
-
-  private:
-    std::vector<std::unique_ptr<T[]>> chunks_;
-    std::size_t size_ = 0;
-};
-
-class ByteArena {
-  public:
-    static constexpr std::size_t kBlock = 1 << 20;
-
-    // Every copy is followed by at least json::kParsePadding readable bytes, so payloads
-    // are parsed in place.
-    const char* copy(std::string_view bytes) {
-        if (bytes.size() > kBlock / 4) {
-            large_.push_back(std::make_unique<char[]>(bytes.size() + json::kParsePadding));
-            std::memcpy(large_.back().get(), bytes.data(), bytes.size());
-            allocated_ += bytes.size();
-            return large_.back().get();
-        }
-        if (blocks_.empty() || used_ + bytes.size() > kBlock) {
-            blocks_.push_back(std::make_unique<char[]>(kBlock + json::kParsePadding));
-            used_ = 0;
-            allocated_ += kBlock;
-        }
-        char* at = blocks_.back().get() + used_;
-        std::memcpy(at, bytes.data(), bytes.size());
-        used_ += bytes.size();
-        return at;
-    }
-    std::size_t bytes() const { return allocated_; }
-
-  private:
-    std::vector<std::unique_ptr<char[]>> blocks_;
-    std::vector<std::unique_ptr<char[]>> large_;
-    std::size_t used_ = 0;
-    std::size_t allocated_ = 0;
-};
-
-struct FactSlot {
-    const char* payload;
-    std::int64_t occurred_at_us;
-    std::uint64_t links_begin : 47;
-    std::uint64_t key_count : 16;
-    std::uint64_t batch_end : 1;
-    std::uint32_t payload_size;
-    std::uint32_t type_id;
-    std::uint32_t previous_same_type;  // position + 1, or kNone
-};
-
-#pragma pack(push, 1)
-struct KeyLink {
-    std::uint32_t previous;      // position + 1 of the previous fact with this key, or kNone
-    std::uint8_t previous_link;  // which of that fact's links continues the chain
-};
-#pragma pack(pop)
-
-// Head of one chain: a fact position and the index of its link for this chain.
-struct ChainHead {
-    std::uint32_t position = kNone;
-    std::uint8_t link = 0;
-};
-
-// Open-addressing table from (key, value) hash to the head of its chain.
-class KeyTable {
-  public:
-    struct Entry {
-        std::uint64_t hash;            // 0 = empty slot
-        std::uint32_t head;            // position + 1
-        std::uint32_t count_and_link;  // count (saturating, 24 bits) << 8 | head link
-        std::uint32_t count() const { return count_and_link >> 8; }
-        std::uint8_t link() const { return count_and_link & 0xff; }
-    };
-
-    const Entry* find(std::uint64_t hash) const {
-        if (entries_.empty()) return nullptr;
-        hash = normalize(hash);
-        for (std::size_t i = hash & mask_;; i = (i + 1) & mask_) {
-            if (entries_[i].hash == hash) return &entries_[i];
-            if (entries_[i].hash == 0) return nullptr;
-        }
-    }
-
-    Entry& find_or_insert(std::uint64_t hash) {
-        if ((used_ + 1) * 10 > entries_.size() * 7) grow();
-        hash = normalize(hash);
-        for (std::size_t i = hash & mask_;; i = (i + 1) & mask_) {
-            if (entries_[i].hash == hash) return entries_[i];
-            if (entries_[i].hash == 0) {
-                ++used_;
-                entries_[i] = Entry{hash, kNone, 0};
-                return entries_[i];
-            }
-        }
-    }
-
-    std::size_t bytes() const { return entries_.size() * sizeof(Entry); }
-
-  private:
-    static std::uint64_t normalize(std::uint64_t hash) { return hash == 0 ? 1 : hash; }
-
-    void grow() {
-        std::vector<Entry> old = std::move(entries_);
-        entries_.assign(old.empty() ? 1024 : old.size() * 2, Entry{0, 0, 0});
-        mask_ = entries_.size() - 1;
-        for (const Entry& e : old) {
-            if (e.hash == 0) continue;
-            std::size_t i = e.hash & mask_;
-            while (entries_[i].hash != 0)
-                i = (i + 1) & mask_;
-            entries_[i] = e;
-        }
-    }
-
-    std::vector<Entry> entries_;
-    std::size_t mask_ = 0;
-    std::size_t used_ = 0;
-};
-
-struct TypeEntry {
-    std::string name;
-    std::uint32_t head = kNone;
-    std::uint64_t count = 0;
-};
-
-struct StringHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
+using namespace memory;
 
 // Where a query's candidates come from.
 struct Chain {
@@ -195,80 +52,36 @@ struct Plan {
 class MemoryBackend final : public Backend {
   public:
     std::string describe() const override { return "memory:"; }
-    DatabaseLocation location() const override { return {}; }
-
-    AppendResult append(std::vector<PreparedEvent>&& events) override {
-        AppendResult result;
-        {
-            std::unique_lock lock(mutex_);
-            result = write(events);
-        }
-        notify_committed(result.last_sequence_number);
-        return result;
+    DatabaseLocation location() const override {
+        DatabaseLocation where;
+        where.memory = database_;
+        return where;
     }
 
-    AppendIfResult append_if(std::vector<PreparedEvent>&& events, const CompiledQuery& context,
-                             std::optional<SequenceNumber> expected) override {
-        AppendResult result;
-        {
-            std::unique_lock lock(mutex_);
-            std::optional<SequenceNumber> actual = highest_match(context, slots_.size());
-            if (actual != expected) return ConditionalAppendConflict{expected, actual};
-            result = write(events);
-        }
-        notify_committed(result.last_sequence_number);
-        return result;
-    }
+    // Each request is committed at once under the write lock: nothing to wait for, so
+    // nothing to group.
+    bool groups_commits() const override { return false; }
 
-    QueryResult query(const CompiledQuery& query) override {
-        std::shared_lock lock(mutex_);
-        const std::size_t end = slots_.size();
-        const std::size_t after =
-            std::min<std::size_t>(query.min_sequence_number().value_or(0), end);
-        QueryResult result;
-        Plan plan = make_plan(query);
-        for_each_match(query, plan, after, end, [&](std::size_t position) {
-            result.event_records.push_back(record_at(position));
-            return true;
-        });
-        if (!result.event_records.empty()) {
-            // Any match above the cursor was returned, so the newest returned is the newest.
-            result.last_returned_sequence_number = result.event_records.back().sequence_number;
-            result.current_context_version = result.last_returned_sequence_number;
-        } else {
-            result.current_context_version = highest_match(query, after, &plan);
-        }
-        return result;
-    }
-
-    BatchPage read_batches(SequenceNumber after, const CompiledQuery& filter,
-                           std::size_t max_facts) override {
-        std::shared_lock lock(mutex_);
-        const std::size_t end = slots_.size();
-        BatchPage page;
-        page.scanned_through = std::max<SequenceNumber>(after, end);
-        if (after >= end) return page;
-        Plan plan = make_plan(filter);
-        std::size_t collected = 0;
-        SequenceNumber open_batch_end = 0;
-        for_each_match(filter, plan, after, end, [&](std::size_t position) {
-            // Positions ascend: one still inside the open batch needs no look for its end
-            // (batch_end_of walks the batch, so calling it per fact was quadratic per batch).
-            if (position + 1 > open_batch_end) {
-                const SequenceNumber batch_end = batch_end_of(position);
-                if (collected >= max_facts && !page.batches.empty()) {
-                    // Stop between batches; everything before this batch was examined.
-                    page.scanned_through = page.batches.back().last_sequence_number;
-                    return false;
-                }
-                page.batches.push_back(CommittedBatch{batch_end, {}});
-                open_batch_end = batch_end;
+    SequenceNumber commit_group(std::vector<WriteRequest*>& group) override {
+        std::unique_lock lock(mutex_);
+        View view(*this);
+        const SequenceNumber before = slots_.size();
+        std::vector<AcceptedWrite> accepted = decide_group(view, before, group);
+        for (const AcceptedWrite& write : accepted) {
+            try {
+                write_events(write.request->events);
+            } catch (...) {
+                write.request->result.reset();
+                write.request->error = std::current_exception();
             }
-            page.batches.back().records.push_back(record_at(position));
-            ++collected;
-            return true;
-        });
-        return page;
+        }
+        return slots_.size() > before ? slots_.size() : 0;
+    }
+
+    void read(const std::function<void(LogView&)>& fn) override {
+        std::shared_lock lock(mutex_);
+        View view(*this);
+        fn(view);
     }
 
     SequenceNumber head() override { return committed_head_.load(std::memory_order_acquire); }
@@ -306,15 +119,12 @@ class MemoryBackend final : public Backend {
     }
 
   private:
-    AppendResult write(std::vector<PreparedEvent>& events) {
+    void write_events(std::vector<PreparedEvent>& events) {
         const std::size_t first = slots_.size();
         if (first + events.size() >= std::numeric_limits<std::uint32_t>::max())
             throw StoreError(ErrorCode::storage_failure,
                              "memory store is full: it holds at most 4294967294 facts");
-        const auto now = std::chrono::time_point_cast<std::chrono::microseconds>(
-                             std::chrono::system_clock::now())
-                             .time_since_epoch()
-                             .count();
+        const std::int64_t now = now_micros();
         for (PreparedEvent& event : events) {
             const std::uint32_t position = static_cast<std::uint32_t>(slots_.size());
             const std::uint32_t type_id = intern_type(event.event_type);
@@ -344,7 +154,6 @@ class MemoryBackend final : public Backend {
         }
         slots_[slots_.size() - 1].batch_end = 1;
         committed_head_.store(slots_.size(), std::memory_order_release);
-        return AppendResult{first + 1, slots_.size(), events.size()};
     }
 
     std::uint32_t intern_type(const std::string& name) {
@@ -440,71 +249,137 @@ class MemoryBackend final : public Backend {
         return ChainHead{link.previous, link.previous_link};
     }
 
-    bool verify(const CompiledQuery& query, const Plan& plan, std::size_t position) const {
-        const FactSlot& slot = slots_[position];
-        if (plan.has_type_prefilter && !plan.accepted_types[slot.type_id]) return false;
-        return query.matches(types_[slot.type_id].name,
-                             std::string_view(slot.payload, slot.payload_size), true);
-    }
+    // A read view under the caller's lock (shared for reads, unique for writes). Candidates go
+    // to the sink in blocks of views into the arena (padded, so parsed in place).
+    class View final : public LogView {
+      public:
+        explicit View(const MemoryBackend& engine) : engine_(engine) {}
 
-    // Calls `visit(position)` for every matching fact with after < position + 1 <= end,
-    // ascending, until it returns false. Scans the range or walks the chains, whichever
-    // touches fewer facts.
-    template <class Visit>
-    void for_each_match(const CompiledQuery& query, const Plan& plan, std::size_t after,
-                        std::size_t end, Visit&& visit) const {
-        if (plan.scan || end - after <= plan.chain_cost) {
-            for (std::size_t position = after; position < end; ++position)
-                if (verify(query, plan, position) && !visit(position)) return;
-            return;
-        }
-        std::vector<std::uint32_t> candidates;
-        for (const Chain& chain : plan.chains) {
-            for (ChainHead at = chain.head; at.position > after; at = next_in_chain(chain, at))
-                if (at.position <= end) candidates.push_back(at.position - 1);
-        }
-        if (plan.uses_keys)
-            for (std::uint32_t position : overflow_)
-                if (position >= after && position < end) candidates.push_back(position);
-        std::sort(candidates.begin(), candidates.end());
-        candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
-        for (std::uint32_t position : candidates)
-            if (verify(query, plan, position) && !visit(position)) return;
-    }
+        SequenceNumber head() override { return engine_.slots_.size(); }
 
-    // The highest matching sequence number at or below `end`, or none.
-    std::optional<SequenceNumber> highest_match(const CompiledQuery& query, std::size_t end,
-                                                const Plan* known_plan = nullptr) const {
-        Plan local;
-        if (!known_plan) local = make_plan(query);
-        const Plan& plan = known_plan ? *known_plan : local;
-        if (query.matches_all()) {
-            if (end == 0) return std::nullopt;
-            return end;
+        SequenceNumber batch_end_at(SequenceNumber position) override {
+            return engine_.batch_end_of(position - 1);
         }
-        if (plan.scan) {
-            for (std::size_t position = end; position > 0; --position)
-                if (verify(query, plan, position - 1)) return position;
-            return std::nullopt;
-        }
-        std::uint32_t best = kNone;
-        for (const Chain& chain : plan.chains) {
-            for (ChainHead at = chain.head; at.position > best; at = next_in_chain(chain, at)) {
-                if (at.position <= end && verify(query, plan, at.position - 1)) {
-                    best = at.position;
-                    break;
-                }
+
+        void ascending(const CompiledQuery& query, SequenceNumber after, SequenceNumber end,
+                       CandidateSink& sink) override {
+            end = std::min<SequenceNumber>(end, engine_.slots_.size());
+            if (after >= end) return;
+            const Plan plan = engine_.make_plan(query);
+            Blocks blocks(engine_, sink, plan, true);
+            // Scan the range or walk the chains, whichever touches fewer facts.
+            if (plan.scan || end - after <= plan.chain_cost) {
+                sink.begin_source(true, true);
+                for (std::size_t position = after; position < end; ++position)
+                    if (!blocks.add(position)) return;
+                blocks.flush();
+                return;
+            }
+            const bool sole = plan.chains.size() == 1 && !plan.uses_keys;
+            std::vector<std::uint32_t> positions;
+            for (const Chain& chain : plan.chains) {
+                positions.clear();
+                for (ChainHead at = chain.head; at.position > after;
+                     at = engine_.next_in_chain(chain, at))
+                    if (at.position <= end) positions.push_back(at.position - 1);
+                sink.begin_source(sole, true);
+                blocks.restart();
+                bool more = true;
+                for (auto it = positions.rbegin(); more && it != positions.rend(); ++it)
+                    more = blocks.add(*it);
+                if (more) blocks.flush();
+            }
+            if (plan.uses_keys) {
+                sink.begin_source(false, true);
+                blocks.restart();
+                bool more = true;
+                for (std::uint32_t position : engine_.overflow_)
+                    if (more && position >= after && position < end) more = blocks.add(position);
+                if (more) blocks.flush();
             }
         }
-        if (plan.uses_keys)
-            for (auto it = overflow_.rbegin(); it != overflow_.rend() && *it + 1 > best; ++it)
-                if (*it < end && verify(query, plan, *it)) {
-                    best = *it + 1;
-                    break;
-                }
-        if (best == kNone) return std::nullopt;
-        return best;
-    }
+
+        void newest_first(const CompiledQuery& query, SequenceNumber at_most,
+                          CandidateSink& sink) override {
+            at_most = std::min<SequenceNumber>(at_most, engine_.slots_.size());
+            const Plan plan = engine_.make_plan(query);
+            Blocks blocks(engine_, sink, plan, false);
+            if (plan.scan) {
+                sink.begin_source(true, true);
+                for (std::size_t position = at_most; position > sink.floor(); --position)
+                    if (!blocks.add(position - 1)) return;
+                blocks.flush();
+                return;
+            }
+            for (const Chain& chain : plan.chains) {
+                sink.begin_source(false, true);
+                blocks.restart();
+                bool more = true;
+                for (ChainHead at = chain.head; more && at.position > sink.floor();
+                     at = engine_.next_in_chain(chain, at))
+                    if (at.position <= at_most) more = blocks.add(at.position - 1);
+                if (more) blocks.flush();
+            }
+            if (plan.uses_keys) {
+                sink.begin_source(false, true);
+                blocks.restart();
+                bool more = true;
+                for (auto it = engine_.overflow_.rbegin();
+                     more && it != engine_.overflow_.rend() && *it + 1 > sink.floor(); ++it)
+                    if (*it < at_most) more = blocks.add(*it);
+                if (more) blocks.flush();
+            }
+        }
+
+      private:
+        // Facts of one source, handed over kBlock at a time; facts of a type the plan cannot
+        // accept are left out here (a prefilter by type id, before any payload is looked at).
+        class Blocks {
+          public:
+            // `batch_ends`: ascending reads hand over where each fact's batch ends (newest-first
+            // reads do not need it, and finding it walks the batch).
+            Blocks(const MemoryBackend& engine, CandidateSink& sink, const Plan& plan,
+                   bool batch_ends)
+                : engine_(engine), sink_(sink), plan_(plan), batch_ends_(batch_ends) {}
+            // False when the sink ended the source.
+            bool add(std::size_t position) {
+                const FactSlot& slot = engine_.slots_[position];
+                if (plan_.has_type_prefilter && !plan_.accepted_types[slot.type_id]) return true;
+                // Positions ascend: a batch end found holds for the facts after it in the batch
+                // (batch_end_of walks the batch, so once per fact would be quadratic).
+                if (batch_ends_ && position + 1 > open_batch_end_)
+                    open_batch_end_ = engine_.batch_end_of(position);
+                block_[size_++] =
+                    StoredFact{position + 1, slot.occurred_at_us, engine_.types_[slot.type_id].name,
+                               std::string_view(slot.payload, slot.payload_size), open_batch_end_};
+                if (size_ < kBlock) return true;
+                return flush();
+            }
+            bool flush() {
+                if (size_ == 0) return true;
+                const std::size_t n = size_;
+                size_ = 0;
+                return sink_.take(std::span<const StoredFact>(block_.data(), n));
+            }
+            // A new source: its positions start over.
+            void restart() {
+                size_ = 0;
+                open_batch_end_ = 0;
+            }
+
+          private:
+            static constexpr std::size_t kBlock = 64;
+            const MemoryBackend& engine_;
+            CandidateSink& sink_;
+            const Plan& plan_;
+            std::array<StoredFact, kBlock> block_;
+            const bool batch_ends_;
+            std::size_t size_ = 0;
+            SequenceNumber open_batch_end_ = 0;
+        };
+
+        const MemoryBackend& engine_;
+    };
 
     SequenceNumber batch_end_of(std::size_t position) const {
         while (!slots_[position].batch_end)
@@ -512,12 +387,7 @@ class MemoryBackend final : public Backend {
         return position + 1;
     }
 
-    EventRecord record_at(std::size_t position) const {
-        const FactSlot& slot = slots_[position];
-        return EventRecord{position + 1, Timestamp(std::chrono::microseconds(slot.occurred_at_us)),
-                           types_[slot.type_id].name, std::string(slot.payload, slot.payload_size)};
-    }
-
+    const std::shared_ptr<database::MemoryDatabase> database_ = database::make_memory_database();
     mutable std::shared_mutex mutex_;
     ChunkedVector<FactSlot> slots_;
     ChunkedVector<KeyLink, 18> links_;
@@ -539,9 +409,5 @@ std::unique_ptr<Backend> make_memory_backend() {
     return std::make_unique<MemoryBackend>();
 }
 
-std::size_t memory_backend_bytes(const Backend& backend) {
-    if (auto* memory = dynamic_cast<const MemoryBackend*>(&backend)) return memory->memory_bytes();
-    return 0;
-}
 
 }  // namespace factstr

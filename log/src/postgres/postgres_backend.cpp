@@ -30,13 +30,13 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
-#include <condition_variable>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
 #include <type_traits>
 
-#include "factstr/internal/group_commit.hpp"
+#include "factstr/internal/evaluation.hpp"
 #include "factstr/internal/backend.hpp"
 #include "factstr/errors.hpp"
 #include "factstr/database/postgres_connection.hpp"
@@ -105,58 +105,8 @@ constexpr const char* kCursors =
     "SELECT name, position, query_json FROM durable_streams ORDER BY name";
 constexpr std::size_t kDescendingPage = 256;
 
-std::int64_t now_micros() {
-    return std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now())
-        .time_since_epoch()
-        .count();
-}
-
 std::string num(std::uint64_t value) {
     return std::to_string(value);
-}
-
-struct Row {
-    SequenceNumber sequence_number;
-    std::int64_t occurred_at;
-    std::string event_type;
-    std::string payload;
-    SequenceNumber batch_last;
-};
-
-Row read_row(const PGresult* r, int i) {
-    return Row{static_cast<SequenceNumber>(get_int(r, i, 0)), get_int(r, i, 1),
-               std::string(get_text(r, i, 2)), std::string(get_text(r, i, 3)),
-               static_cast<SequenceNumber>(get_int(r, i, 4))};
-}
-
-EventRecord to_record(Row&& row) {
-    return EventRecord{row.sequence_number, Timestamp(std::chrono::microseconds(row.occurred_at)),
-                       std::move(row.event_type), std::move(row.payload)};
-}
-
-// The candidates of `r` at or below `end` that the query matches (verified by the shared
-// matcher: SQL only narrows), appended to `rows`.
-void take_matching(const PGresult* r, const CompiledQuery& query, SequenceNumber end,
-                   std::vector<Row>& rows) {
-    const int n = PQntuples(r);
-    rows.reserve(rows.size() + static_cast<std::size_t>(n));
-    const bool check = !query.matches_all();
-    for (int i = 0; i < n; ++i) {
-        if (static_cast<SequenceNumber>(get_int(r, i, 0)) > end) continue;
-        if (check && !query.matches(get_text(r, i, 2), get_text(r, i, 3))) continue;
-        rows.push_back(read_row(r, i));
-    }
-}
-
-// Rows from several leaves: in sequence order, each fact once.
-void merge_leaves(std::vector<Row>& rows) {
-    std::sort(rows.begin(), rows.end(),
-              [](const Row& a, const Row& b) { return a.sequence_number < b.sequence_number; });
-    rows.erase(std::unique(rows.begin(), rows.end(),
-                           [](const Row& a, const Row& b) {
-                               return a.sequence_number == b.sequence_number;
-                           }),
-               rows.end());
 }
 
 // Where candidates come from: event types and/or a jsonb containment; neither = every fact.
@@ -328,6 +278,172 @@ Command leaf_command(const Leaf& leaf, SequenceNumber after, SequenceNumber end,
     return command;
 }
 
+// The newest match of `plan`'s leaves as one SQL expression: GREATEST of each leaf's newest
+// candidate (read by the same statement, and so the same plan, as a newest-first page), NULL
+// when there is no leaf. Its parameters are appended to `command`'s; command.sql becomes the
+// expression. Exact only for a Plan::exact plan.
+Command newest_match_sql(const Plan& plan, Command command) {
+    std::string newest;
+    for (const Leaf& leaf : plan.leaves) {
+        command.sql = "(SELECT max(sequence_number) FROM (";
+        command = leaf_command(leaf, 0, 0, 0, true, std::move(command));
+        newest += (newest.empty() ? "" : ", ") + command.sql + ") l)";
+    }
+    command.sql = newest.empty() ? std::string("NULL::bigint") : "GREATEST(" + newest + ")";
+    return command;
+}
+
+// The facts of one result (FACT_COLUMNS) as candidates, in the result's order; views into the
+// result. `low` < n <= `high` only. False when the sink ended the source.
+bool hand_over(const PGresult* r, SequenceNumber low, SequenceNumber high, CandidateSink& sink) {
+    const int n = PQntuples(r);
+    std::vector<StoredFact> block;
+    block.reserve(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) {
+        const auto seq = static_cast<SequenceNumber>(get_int(r, i, 0));
+        if (seq <= low || seq > high) continue;
+        block.push_back(StoredFact{seq, get_int(r, i, 1), get_text(r, i, 2), get_text(r, i, 3),
+                                   static_cast<SequenceNumber>(get_int(r, i, 4))});
+    }
+    return block.empty() || sink.take(block);
+}
+
+// The PostgreSQL engine's read view on one connection. A query's first read (ascending to the
+// head) needs no transaction: it sends the head and every leaf's candidates without an upper
+// bound in one pipeline — commits are serialized in sequence order, so every fact at or
+// below the head was committed before the head was read, and what lies beyond it is dropped.
+// Any other first use opens a REPEATABLE READ READ ONLY transaction (one snapshot for a
+// page). In the writer's transaction (under the append lock), the head is given and the
+// first newest-first page of each context leaf may already have been read.
+class PgView final : public LogView {
+  public:
+    using Prefetched = std::map<std::pair<const CompiledQuery*, std::size_t>, Result>;
+
+    explicit PgView(Connection& c) : c_(c) {}
+    PgView(Connection& c, SequenceNumber head, Prefetched prefetched)
+        : c_(c), head_(head), head_known_(true), prefetched_(std::move(prefetched)) {}
+    ~PgView() override {
+        if (in_transaction_) c_.rollback_quietly();
+    }
+    void finish() {
+        if (in_transaction_) c_.exec("COMMIT", "ending a read");
+        in_transaction_ = false;
+    }
+
+    SequenceNumber head() override {
+        if (!head_known_) {
+            Result r = c_.exec(kBeginRead, "starting a read");
+            in_transaction_ = true;
+            head_ = static_cast<SequenceNumber>(get_int(r.get(), 0, 0));
+            head_known_ = true;
+        }
+        return head_;
+    }
+
+    SequenceNumber batch_end_at(SequenceNumber position) override {
+        Result r = c_.exec_params(kBatchLastAt, {num(position)}, "reading a batch boundary");
+        if (PQntuples(r.get()) == 0) return position;
+        return static_cast<SequenceNumber>(get_int(r.get(), 0, 0));
+    }
+
+    void ascending(const CompiledQuery& query, SequenceNumber after, SequenceNumber end,
+                   CandidateSink& sink) override {
+        const Plan plan = make_plan(query);
+        if (end == kThroughHead && !head_known_) {
+            std::vector<Command> commands{{kHead, {}}};
+            for (const Leaf& leaf : plan.leaves)
+                commands.push_back(leaf_command(leaf, after, 0, 0, false));
+            const std::vector<Result> results = c_.pipeline(commands, "reading facts");
+            head_ = static_cast<SequenceNumber>(get_int(results[0].get(), 0, 0));
+            head_known_ = true;
+            for (std::size_t i = 1; i < results.size(); ++i) {
+                sink.begin_source(results.size() == 2, false);
+                hand_over(results[i].get(), after, head_, sink);
+            }
+            return;
+        }
+        end = std::min(end, head());
+        if (after >= end || plan.leaves.empty()) return;
+        if (std::all_of(plan.leaves.begin(), plan.leaves.end(),
+                        [](const Leaf& leaf) { return !leaf.types.empty() && !leaf.contains; })) {
+            read_types_in_order(plan, after, end, sink);
+            return;
+        }
+        for (const Leaf& leaf : plan.leaves) {
+            Command command = leaf.types.empty() && !leaf.contains
+                                  ? Command{kScanWindow, {num(after), num(end)}}
+                                  : leaf_command(leaf, after, end, head_, false);
+            Result r = c_.exec_params(command.sql, command.params, "reading facts");
+            sink.begin_source(plan.leaves.size() == 1, false);
+            hand_over(r.get(), after, end, sink);
+        }
+    }
+
+    void newest_first(const CompiledQuery& query, SequenceNumber at_most,
+                      CandidateSink& sink) override {
+        const Plan plan = make_plan(query);
+        for (std::size_t j = 0; j < plan.leaves.size(); ++j) {
+            sink.begin_source(plan.leaves.size() == 1, false);
+            SequenceNumber upper = at_most;
+            auto first = prefetched_.find({&query, j});
+            while (upper > sink.floor()) {
+                Result page;
+                if (first != prefetched_.end()) {
+                    page = std::move(first->second);
+                    prefetched_.erase(first);
+                    first = prefetched_.end();
+                } else {
+                    Command command = leaf_command(plan.leaves[j], sink.floor(), upper,
+                                                   head_known_ ? head_ : 0, true);
+                    page = c_.exec_params(command.sql, command.params,
+                                          "reading the context version");
+                }
+                const PGresult* r = page.get();
+                const int n = PQntuples(r);
+                if (!hand_over(r, sink.floor(), upper, sink) ||
+                    static_cast<std::size_t>(n) < kDescendingPage)
+                    break;
+                upper = static_cast<SequenceNumber>(get_int(r, n - 1, 0)) - 1;
+            }
+        }
+    }
+
+  private:
+    // Event types only: one ordered read of all of them, `wanted` facts first, then growing
+    // chunks until the sink has what it needs (it ends at the batch boundary after them).
+    void read_types_in_order(const Plan& plan, SequenceNumber after, SequenceNumber end,
+                             CandidateSink& sink) {
+        std::string types = "{";
+        for (const Leaf& leaf : plan.leaves) {
+            if (types.size() > 1) types += ',';
+            append_array_element(types, leaf.types[0]);
+        }
+        types += '}';
+        sink.begin_source(true, false);
+        std::size_t chunk = std::max<std::size_t>(sink.wanted(), 1);
+        for (SequenceNumber low = after; low < end;) {
+            std::string sql = "SELECT " FACT_COLUMNS
+                              " FROM facts WHERE event_type = ANY($1::text[])"
+                              " AND sequence_number > $2 AND sequence_number <= $3"
+                              " ORDER BY sequence_number";
+            if (chunk != SIZE_MAX) sql += " LIMIT " + std::to_string(chunk);
+            Result r = c_.exec_params(sql, {types, num(low), num(end)}, "reading facts");
+            const int n = PQntuples(r.get());
+            if (!hand_over(r.get(), low, end, sink) || n == 0 ||
+                static_cast<std::size_t>(n) < chunk)
+                return;
+            low = static_cast<SequenceNumber>(get_int(r.get(), n - 1, 0));
+            chunk = std::min<std::size_t>(std::max<std::size_t>(chunk, 256), 1 << 16);
+        }
+    }
+
+    Connection& c_;
+    SequenceNumber head_ = 0;
+    bool head_known_ = false;
+    bool in_transaction_ = false;
+    Prefetched prefetched_;
+};
+
 // The facts of a group as the four array parameters of kInsert; batch ends are relative to
 // the head the group is inserted onto.
 struct Rows {
@@ -394,87 +510,31 @@ class PostgresBackend final : public Backend {
 
     std::string describe() const override { return info_.description(); }
     DatabaseLocation location() const override {
-        return {DatabaseLocation::Kind::postgres, info_.to_conninfo()};
+        return {DatabaseLocation::Kind::postgres, info_.to_conninfo(), 60000, nullptr};
     }
 
-    AppendResult append(std::vector<PreparedEvent>&& events) override {
-        check_events(events);
-        return *submit(events, nullptr, std::nullopt).append_result();
-    }
-
-    AppendIfResult append_if(std::vector<PreparedEvent>&& events, const CompiledQuery& context,
-                             std::optional<SequenceNumber> expected) override {
-        check_events(events);
-        return submit(events, &context, expected);
-    }
-
-    // One round trip: the head, then every leaf's candidates with no upper bound, in one
-    // pipeline. No transaction is needed: commits are serialized in sequence order, so every
-    // fact at or below the head was committed before the head was read, and the statements
-    // after it see them all; what they see beyond the head is dropped.
-    QueryResult query(const CompiledQuery& query) override {
-        return with_connection([&](Connection& c) {
-            const Plan plan = make_plan(query);
-            const SequenceNumber min = query.min_sequence_number().value_or(0);
-            std::vector<Command> commands{{kHead, {}}};
-            for (const Leaf& leaf : plan.leaves)
-                commands.push_back(leaf_command(leaf, min, 0, 0, false));
-            const std::vector<Result> results = c.pipeline(commands, "reading facts");
-            const auto end = static_cast<SequenceNumber>(get_int(results[0].get(), 0, 0));
-            const SequenceNumber after = std::min(min, end);
-            std::vector<Row> rows;
-            for (std::size_t i = 1; i < results.size(); ++i)
-                take_matching(results[i].get(), query, end, rows);
-            if (plan.leaves.size() > 1) merge_leaves(rows);
-            QueryResult result;
-            result.event_records.reserve(rows.size());
-            for (Row& row : rows)
-                result.event_records.push_back(to_record(std::move(row)));
-            if (!result.event_records.empty()) {
-                result.last_returned_sequence_number = result.event_records.back().sequence_number;
-                result.current_context_version = result.last_returned_sequence_number;
-            } else {
-                result.current_context_version = highest_match(c, plan, query, after, end);
-            }
-            return result;
+    void read(const std::function<void(LogView&)>& fn) override {
+        with_connection([&](Connection& c) {
+            PgView view(c);
+            fn(view);
+            view.finish();
+            return 0;
         });
     }
 
-    BatchPage read_batches(SequenceNumber after, const CompiledQuery& filter,
-                           std::size_t max_facts) override {
-        return with_connection([&](Connection& c) {
-            ReadTransaction transaction(c);
-            const SequenceNumber end = transaction.head;
-            BatchPage page;
-            page.scanned_through = std::max(after, end);
-            if (after >= end) return page;
-            // Bound the work of one page by a window of sequence numbers, widened to the end
-            // of the batch it cuts into.
-            const SequenceNumber window = filter.matches_all()
-                                              ? std::max<SequenceNumber>(max_facts, 1)
-                                              : std::max<SequenceNumber>(max_facts * 16, 65536);
-            SequenceNumber window_end = end;
-            if (end - after > window) window_end = batch_last_at(c, after + window);
-            page.scanned_through = window_end;
-            const Plan plan = make_plan(filter);
-            std::size_t collected = 0;
-            SequenceNumber stopped_at = window_end;
-            for (Row& row :
-                 collect(c, plan, filter, after, window_end, end, max_facts, &stopped_at)) {
-                if (page.batches.empty() ||
-                    page.batches.back().last_sequence_number != row.batch_last) {
-                    if (collected >= max_facts && !page.batches.empty()) {
-                        page.scanned_through = page.batches.back().last_sequence_number;
-                        break;
-                    }
-                    page.batches.push_back(CommittedBatch{row.batch_last, {}});
-                }
-                page.batches.back().records.push_back(to_record(std::move(row)));
-                ++collected;
-            }
-            page.scanned_through = std::min(page.scanned_through, stopped_at);
-            transaction.finish();
-            return page;
+    // Capability of the port: a conditional append alone in its group whose context SQL
+    // decides exactly (Plan::exact) is checked and inserted by one statement.
+    bool decides_append_if_in_statement(const CompiledQuery& context) const override {
+        return make_plan(context).exact;
+    }
+
+    std::optional<SequenceNumber> statement_context_version(const CompiledQuery& context) override {
+        return with_connection([&](Connection& c) -> std::optional<SequenceNumber> {
+            Command command = newest_match_sql(make_plan(context), Command{});
+            command.sql = "SELECT " + command.sql;
+            Result r = c.exec_params(command.sql, command.params, "reading the context version");
+            if (PQgetisnull(r.get(), 0, 0)) return std::nullopt;
+            return static_cast<SequenceNumber>(get_int(r.get(), 0, 0));
         });
     }
 
@@ -638,18 +698,6 @@ class PostgresBackend final : public Backend {
 
     // ---- reading -------------------------------------------------------------------------
 
-    // A read-only snapshot: every statement inside sees the same committed prefix of the log.
-    struct ReadTransaction {
-        explicit ReadTransaction(Connection& c) : conn(c) {
-            Result r = conn.exec(kBeginRead, "starting a read");
-            head = static_cast<SequenceNumber>(get_int(r.get(), 0, 0));
-        }
-        void finish() { conn.exec("COMMIT", "ending a read"); }
-        ~ReadTransaction() { conn.rollback_quietly(); }
-        Connection& conn;
-        SequenceNumber head = 0;
-    };
-
     // Runs `fn` on a pooled connection. Reads are repeated (at most twice) when the
     // connection dropped: they change nothing, and the log is the truth.
     template <class Fn>
@@ -682,105 +730,6 @@ class PostgresBackend final : public Backend {
                 if (!e.connection_lost() || attempt >= 2) throw;
             }
         }
-    }
-
-    SequenceNumber batch_last_at(Connection& c, SequenceNumber position) {
-        Result r = c.exec_params(kBatchLastAt, {num(position)}, "reading a batch boundary");
-        if (PQntuples(r.get()) == 0) return position;
-        return static_cast<SequenceNumber>(get_int(r.get(), 0, 0));
-    }
-
-    // Matching facts with after < sequence_number <= end, ascending.
-    // With `stopped_at`, event-type-only plans read at most about `limit` facts in one ordered
-    // query (completing the batch the limit cuts into); `*stopped_at` then says how far.
-    std::vector<Row> collect(Connection& c, const Plan& plan, const CompiledQuery& query,
-                             SequenceNumber after, SequenceNumber end, SequenceNumber head,
-                             std::size_t limit = SIZE_MAX, SequenceNumber* stopped_at = nullptr) {
-        std::vector<Row> rows;
-        if (after >= end) return rows;
-        if (stopped_at && !plan.leaves.empty() &&
-            std::all_of(plan.leaves.begin(), plan.leaves.end(),
-                        [](const Leaf& leaf) { return !leaf.types.empty() && !leaf.contains; })) {
-            std::string types = "{";
-            for (const Leaf& leaf : plan.leaves) {
-                if (types.size() > 1) types += ',';
-                append_array_element(types, leaf.types[0]);
-            }
-            types += '}';
-            auto read = [&](SequenceNumber low, SequenceNumber high, std::optional<std::size_t> n) {
-                std::string sql = "SELECT " FACT_COLUMNS
-                                  " FROM facts WHERE event_type = ANY($1::text[])"
-                                  " AND sequence_number > $2 AND sequence_number <= $3"
-                                  " ORDER BY sequence_number";
-                if (n) sql += " LIMIT " + std::to_string(*n);
-                Result r = c.exec_params(sql, {types, num(low), num(high)}, "reading facts");
-                const int count = PQntuples(r.get());
-                rows.reserve(rows.size() + static_cast<std::size_t>(count));
-                for (int i = 0; i < count; ++i)
-                    if (query.matches(get_text(r.get(), i, 2), get_text(r.get(), i, 3)))
-                        rows.push_back(read_row(r.get(), i));
-                return count;
-            };
-            const std::size_t n = std::max<std::size_t>(limit, 1);
-            if (static_cast<std::size_t>(read(after, end, n)) == n && !rows.empty()) {
-                // The limit may cut a batch: complete it, and stop at its end.
-                const SequenceNumber batch_end = std::min(rows.back().batch_last, end);
-                read(rows.back().sequence_number, batch_end, std::nullopt);
-                *stopped_at = batch_end;
-            }
-            return rows;
-        }
-        for (const Leaf& leaf : plan.leaves) {
-            Command command = leaf_command(leaf, after, end, head, false);
-            if (leaf.types.empty() && !leaf.contains)
-                command = Command{kScanWindow, {num(after), num(end)}};
-            Result r = c.exec_params(command.sql, command.params, "reading facts");
-            take_matching(r.get(), query, end, rows);
-        }
-        if (plan.leaves.size() > 1) merge_leaves(rows);
-        return rows;
-    }
-
-    // The highest matching sequence number at or below `end`. `first_pages` (with `first`)
-    // may hold each leaf's newest candidates, read in an earlier round trip without bounds.
-    std::optional<SequenceNumber> highest_match(Connection& c, const Plan& plan,
-                                                const CompiledQuery& query, SequenceNumber end,
-                                                SequenceNumber head,
-                                                const std::vector<Result>* first_pages = nullptr,
-                                                std::size_t first = 0) {
-        SequenceNumber best = 0;
-        for (std::size_t j = 0; j < plan.leaves.size(); ++j) {
-            SequenceNumber upper = end;
-            bool prefetched = first_pages != nullptr;
-            while (upper > best) {
-                Result fetched;
-                const PGresult* r = nullptr;
-                if (prefetched) {
-                    r = (*first_pages)[first + j].get();
-                    prefetched = false;
-                } else {
-                    Command command = leaf_command(plan.leaves[j], best, upper, head, true);
-                    fetched =
-                        c.exec_params(command.sql, command.params, "reading the context version");
-                    r = fetched.get();
-                }
-                const int n = PQntuples(r);
-                bool found = false;
-                for (int i = 0; i < n; ++i) {
-                    const auto at = static_cast<SequenceNumber>(get_int(r, i, 0));
-                    if (at <= best) break;
-                    if (at <= upper && query.matches(get_text(r, i, 2), get_text(r, i, 3))) {
-                        best = at;
-                        found = true;
-                        break;
-                    }
-                }
-                if (found || static_cast<std::size_t>(n) < kDescendingPage) break;
-                upper = static_cast<SequenceNumber>(get_int(r, n - 1, 0)) - 1;
-            }
-        }
-        if (best == 0) return std::nullopt;
-        return best;
     }
 
     // ---- planner statistics ----------------------------------------------------------------
@@ -821,19 +770,18 @@ class PostgresBackend final : public Backend {
             refuse_nul(event.event_type, "an event type");
     }
 
-    AppendIfResult submit(std::vector<PreparedEvent>& events, const CompiledQuery* context,
-                          std::optional<SequenceNumber> expected) {
-        return group_commit_.submit(
-            events, context, expected,
-            [this](std::vector<WriteRequest*>& group) { return commit_group(group); },
-            [this](SequenceNumber head) {
-                notify_committed(head);
-                refresh_statistics(head);
-            });
-    }
-
     // Returns the new head when anything was committed, else 0.
-    SequenceNumber commit_group(std::vector<WriteRequest*>& group) {
+    SequenceNumber commit_group(std::vector<WriteRequest*>& requests) override {
+        std::vector<WriteRequest*> group;
+        for (WriteRequest* r : requests) {
+            try {
+                check_events(r->events);
+                group.push_back(r);
+            } catch (...) {
+                r->error = std::current_exception();
+            }
+        }
+        if (group.empty()) return 0;
         std::lock_guard lock(write_mutex_);
         for (int attempt = 0;; ++attempt) {
             for (WriteRequest* r : group) {
@@ -847,7 +795,9 @@ class PostgresBackend final : public Backend {
                 else
                     writer_->ensure_ok();
                 writer_pid_.store(PQbackendPID(writer_->handle()));
-                return write_group(group, commit_sent);
+                const SequenceNumber head = write_group(group, commit_sent);
+                if (head) refresh_statistics(head);
+                return head;
             } catch (const PgError& e) {
                 if (commit_sent && e.connection_lost()) {
                     // The commit may or may not have happened: never retried.
@@ -889,12 +839,12 @@ class PostgresBackend final : public Backend {
     // unconditional group sends all of it at once. Under the append lock nothing else is
     // written, so what the first round trip read still holds when the second one commits.
     SequenceNumber write_group(std::vector<WriteRequest*>& group, bool& commit_sent) {
-        if (group.size() == 1 && group[0]->context) {
-            const Plan plan = make_plan(*group[0]->context);
-            if (plan.exact) {
-                if (auto head = write_checked_in_sql(*group[0], plan, commit_sent)) return *head;
-                commit_sent = false;  // its transaction committed nothing
-            }
+        if (group.size() == 1 && group[0]->context &&
+            decides_append_if_in_statement(*group[0]->context)) {
+            if (auto head = write_checked_in_sql(*group[0], make_plan(*group[0]->context),
+                                                 commit_sent))
+                return *head;
+            commit_sent = false;  // its transaction committed nothing
         }
         Connection& c = *writer_;
         const bool conditional = std::any_of(group.begin(), group.end(),
@@ -902,65 +852,37 @@ class PostgresBackend final : public Backend {
         std::vector<Command> commands{
             {"BEGIN", {}}, {"SELECT pg_advisory_xact_lock(" FACTSTR_APPEND_LOCK ")", {}}};
         SequenceNumber db_head = 0;
-        // Per request: the plan of its context and where its leaves' first pages are.
-        struct Probe {
-            Plan plan;
-            std::size_t first = 0;
-        };
-        std::vector<Probe> probes(group.size());
-        std::vector<Result> prefetched;
+        PgView::Prefetched prefetched;
         if (conditional) {
+            // The head and, per context, the first page of each leaf's newest candidates.
             commands.push_back({kHead, {}});
-            for (std::size_t i = 0; i < group.size(); ++i) {
-                if (!group[i]->context) continue;
-                probes[i].plan = make_plan(*group[i]->context);
-                probes[i].first = commands.size();
-                for (const Leaf& leaf : probes[i].plan.leaves)
-                    commands.push_back(leaf_command(leaf, 0, 0, 0, true));
+            std::vector<std::pair<const CompiledQuery*, std::size_t>> pages;
+            for (WriteRequest* r : group) {
+                if (!r->context) continue;
+                const Plan plan = make_plan(*r->context);
+                for (std::size_t j = 0; j < plan.leaves.size(); ++j) {
+                    commands.push_back(leaf_command(plan.leaves[j], 0, 0, 0, true));
+                    pages.emplace_back(r->context, j);
+                }
             }
-            prefetched = c.pipeline(commands, "starting an append");
-            db_head = static_cast<SequenceNumber>(get_int(prefetched[2].get(), 0, 0));
+            std::vector<Result> results = c.pipeline(commands, "starting an append");
+            db_head = static_cast<SequenceNumber>(get_int(results[2].get(), 0, 0));
+            for (std::size_t i = 0; i < pages.size(); ++i)
+                prefetched.emplace(pages[i], std::move(results[3 + i]));
             commands.clear();
         }
-        struct Write {
-            WriteRequest* request;
-            std::size_t offset;
-        };
-        std::vector<Write> writes;
-        Rows rows;
-        const std::string now = std::to_string(now_micros());
-        for (std::size_t g = 0; g < group.size(); ++g) {
-            WriteRequest* request = group[g];
-            if (request->context) {
-                const CompiledQuery& context = *request->context;
-                std::optional<SequenceNumber> actual;
-                // Facts queued earlier in this transaction are newer than any in the table.
-                for (auto w = writes.rbegin(); w != writes.rend() && !actual; ++w) {
-                    const auto& events = *w->request->events;
-                    for (std::size_t i = events.size(); i-- > 0;) {
-                        if (context.matches(events[i].event_type, events[i].payload.compact)) {
-                            actual = db_head + w->offset + i + 1;
-                            break;
-                        }
-                    }
-                }
-                if (!actual) {
-                    const Probe& probe = probes[g];
-                    actual = highest_match(c, probe.plan, context, db_head, db_head, &prefetched,
-                                           probe.first);
-                }
-                if (actual != request->expected) {
-                    request->result = ConditionalAppendConflict{request->expected, actual};
-                    continue;
-                }
-            }
-            writes.push_back(Write{request, rows.total});
-            rows.add(*request->events, now);
-        }
-        if (rows.total == 0) {
+        // Under the append lock nothing else is written, so what the first round trip read
+        // still holds when the second one commits.
+        PgView view(c, db_head, std::move(prefetched));
+        const std::vector<AcceptedWrite> accepted = decide_group(view, db_head, group);
+        if (accepted.empty()) {
             if (conditional) c.exec("ROLLBACK", "ending an append");
             return 0;
         }
+        Rows rows;
+        const std::string now = std::to_string(now_micros());
+        for (const AcceptedWrite& w : accepted)
+            rows.add(w.request->events, now);
         const std::size_t total = rows.total;
         // A conditional group inserts only onto the head its checks were made against.
         commands.push_back(Command{
@@ -975,9 +897,12 @@ class PostgresBackend final : public Backend {
                              describe() +
                                  ": facts were written without the factstr append lock; this "
                                  "append was not written");
-        for (const Write& w : writes) {
-            const std::size_t n = w.request->events->size();
-            w.request->result = AppendResult{base + w.offset + 1, base + w.offset + n, n};
+        // decide_group numbered the ranges from db_head (0 for an unconditional group, which
+        // learns its base from the insert).
+        for (const AcceptedWrite& w : accepted) {
+            const std::size_t n = w.request->events.size();
+            const SequenceNumber first = base + (w.first_sequence_number - db_head);
+            w.request->result = AppendResult{first, first + n - 1, n};
         }
         return base + total;
     }
@@ -1006,21 +931,14 @@ class PostgresBackend final : public Backend {
     std::optional<SequenceNumber> write_checked_in_sql(WriteRequest& request, const Plan& plan,
                                                        bool& commit_sent) {
         Rows rows;
-        rows.add(*request.events, std::to_string(now_micros()));
+        rows.add(request.events, std::to_string(now_micros()));
         const std::size_t total = rows.total;
         Command insert{"", std::move(rows).params(
                                request.expected ? std::optional<std::string>(num(*request.expected))
                                                 : std::nullopt)};
-        std::string newest;
-        for (const Leaf& leaf : plan.leaves) {
-            insert.sql = "(SELECT max(sequence_number) FROM (";
-            insert = leaf_command(leaf, 0, 0, 0, true, std::move(insert));
-            newest += (newest.empty() ? "" : ", ") + insert.sql + ") l)";
-        }
+        insert = newest_match_sql(plan, std::move(insert));
         // v.c, the newest match: the rows go in only when it is the expected version.
-        insert.sql = HEAD_CTE ", v AS (SELECT " +
-                     (newest.empty() ? std::string("NULL::bigint") : "GREATEST(" + newest + ")") +
-                     " AS c)" INSERT_ROWS_WHERE
+        insert.sql = HEAD_CTE ", v AS (SELECT " + insert.sql + " AS c)" INSERT_ROWS_WHERE
                      "(SELECT c FROM v) IS NOT DISTINCT FROM $6::bigint RETURNING 1)"
                      " SELECT h.m, n.c, CASE WHEN n.c > 0 THEN pg_notify('factstr_commits',"
                      " (h.m + $5::bigint)::text) END FROM h, (SELECT count(*) AS c FROM ins) n";
@@ -1043,8 +961,6 @@ class PostgresBackend final : public Backend {
     std::unique_ptr<Connection> writer_;
     std::atomic<int> writer_pid_{0};
     std::atomic<SequenceNumber> analyzed_head_{0};
-
-    GroupCommit group_commit_;
 
     std::mutex pool_mutex_;
     std::vector<std::unique_ptr<Connection>> idle_;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <concepts>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -12,11 +13,13 @@
 #include <type_traits>
 #include <vector>
 
-#include "factstr/internal/backend.hpp"
 #include "factstr/errors.hpp"
+#include "factstr/options.hpp"
 #include "factstr/types.hpp"
 
 namespace factstr {
+
+class Backend;
 
 namespace detail {
 struct SubscriptionState;
@@ -139,9 +142,13 @@ struct StoreOptions {
     unsigned stream_threads = 2;
 };
 
+// The log a program works with. Thread-safe: every member may be called from any thread at
+// once, except close(), assignment and destruction, which must not race with other calls.
+// Costs below are per call; "round trip" is one exchange with the PostgreSQL server.
 class Store {
   public:
-    // Takes ownership of a backend (see open_backend / make_memory_backend).
+    // Takes ownership of an engine (internal; use open(), memory_store(), sqlite_store() or
+    // bootstrap()). The engine port is declared in factstr/internal/backend.hpp.
     explicit Store(std::unique_ptr<Backend> backend, StoreOptions options = {});
     Store(Store&&) noexcept;
     Store& operator=(Store&&) noexcept;
@@ -149,14 +156,30 @@ class Store {
 
     // Appends the events as one batch: all or nothing, one consecutive range.
     // Throws InvalidInput (empty batch, empty event type, invalid JSON naming the event) and
-    // writes nothing; StoreError when the backend fails.
+    // writes nothing; StoreError when the engine fails. Cost: one commit (SQLite: one fsync
+    // with sync=full; PostgreSQL: one or two round trips), shared with the appends of other
+    // threads that are in flight at the same time (group commit).
     AppendResult append(std::vector<NewEvent> events);
 
     // Appends only when the context's current version (the highest sequence number matching
     // `context_query`, ignoring its min_sequence_number) equals `expected_context_version`
     // (nullopt = no matching fact yet). A mismatch is returned as a conflict, not thrown.
+    // Cost: an append plus the context's newest match (an index lookup, O(log n) on memory
+    // and SQLite), decided inside the same commit.
     AppendIfResult append_if(std::vector<NewEvent> events, const EventQuery& context_query,
                              std::optional<SequenceNumber> expected_context_version);
+
+    // Asynchronous append and append_if: validated at once (invalid input throws here and
+    // nothing is queued), then committed through the same group commit as the blocking calls.
+    // `done` is called exactly once with the outcome (result set) or the error (error set),
+    // on the thread that committed it — the caller's own thread when no commit was running,
+    // so keep it short and never block in it. A few threads can keep many appends in flight:
+    // requests queued while a commit runs go into the next one together. close() waits for
+    // the outstanding ones.
+    using AppendDone = std::function<void(const AppendIfResult* result, std::exception_ptr error)>;
+    void append_async(std::vector<NewEvent> events, AppendDone done);
+    void append_if_async(std::vector<NewEvent> events, const EventQuery& context_query,
+                         std::optional<SequenceNumber> expected_context_version, AppendDone done);
 
     // Appends facts recorded elsewhere (an import) as one batch, keeping each record's
     // occurred_at and event; the records' own sequence numbers are not used. With
@@ -167,8 +190,30 @@ class Store {
 
     // Facts matching the query after its min_sequence_number, ascending, with both versions.
     // Throws InvalidInput for a malformed query. Costs about the number of matching facts
-    // (indexed by event type and top-level payload scalars).
+    // (indexed by event type and top-level payload scalars); one snapshot (PostgreSQL: one
+    // round trip, a second when nothing is returned).
     QueryResult query(const EventQuery& query) const;
+    // The same, returning at most `limit` facts (the first ones); current_context_version is
+    // still the newest match of the whole log. Costs about `limit` candidates plus one
+    // newest-match lookup.
+    QueryResult query(const EventQuery& query, std::size_t limit) const;
+
+    // One page of committed batches after `after`, oldest first, each reduced to its facts
+    // matching `query` (its min_sequence_number is ignored; EventQuery{} = every fact); about
+    // `max_facts` facts, never a batch split. `scanned_through` says how far the log was
+    // examined: pass it as the next `after` (a page may hold no batch and still move on).
+    // Done when scanned_through >= head(). Costs one snapshot and at most a window of
+    // max(16 × max_facts, 65536) sequence numbers.
+    BatchPage read_page(SequenceNumber after, const EventQuery& query,
+                        std::size_t max_facts) const;
+
+    // Every committed batch after `after` whose last fact is at or below `through`, oldest
+    // first, each reduced to its facts matching `query` (as read_page, which it calls with
+    // pages of about `page_facts` facts), until `visit` returns false. Returns how far the log
+    // was read (a position to continue from). For tools that walk the log: export, stats.
+    SequenceNumber for_each_batch(SequenceNumber after, SequenceNumber through,
+                                  const EventQuery& query, std::size_t page_facts,
+                                  const std::function<bool(const CommittedBatch&)>& visit) const;
 
     // Live streams: every batch committed after registration (stream_to: its matching facts,
     // nothing when none match), one batch at a time in commit order, on a stream thread.
@@ -192,23 +237,33 @@ class Store {
                                  StreamHandler handler, RegistrationDone done);
 
     // A stream for consumers that keep their own checkpoint with their own writes
-    // (projectors): starts after `after` and hands over whole pages — the committed batches
-    // after the position with their facts matching `query`, up to about `max_facts` facts,
-    // batches never split. A page may have no batch (nothing matched) but still moves
-    // `scanned_through`, so the consumer can record how far the log was examined. One page at
-    // a time; the next page follows a successful Completion; a failure stops the stream
-    // (Subscription::failure names it).
+    // (projectors, `factstr tail`): starts after `after` and hands over whole pages — the
+    // committed batches after the position with their facts matching `query`, up to about
+    // `max_facts` facts, batches never split — first the replay of the log, then live pages,
+    // with no gap and no duplicate at the hand-over. A page may have no batch (nothing
+    // matched) but still moves `scanned_through`, so the consumer can record how far the log
+    // was examined. One page at a time; the next page follows a successful Completion; a
+    // failure stops the stream (Subscription::failure names it).
     using PageHandler = std::function<void(const BatchPage&, Completion)>;
     Subscription stream_pages(SequenceNumber after, std::optional<EventQuery> query,
                               std::size_t max_facts, PageHandler handler);
 
-    // The highest committed sequence number (0 when empty).
+    // The highest committed sequence number (0 when empty). An atomic load on memory, one
+    // indexed read on SQLite, one round trip on PostgreSQL.
     SequenceNumber head() const;
+    // Every durable stream's cursor. One statement.
     std::vector<DurableCursorInfo> durable_cursors() const;
+    // The store as messages name it ("sqlite:/tmp/x.db"; never a password). No I/O.
+    std::string describe() const;
+    // Bytes the store occupies: the SQLite file and its WAL, the PostgreSQL database, the
+    // memory store's facts and indexes. nullopt when it cannot be told. One stat or query.
+    std::optional<std::uint64_t> storage_bytes() const;
+    // The engine (internal: for the layers above — projections — that reach the engine's
+    // database; declared in factstr/internal/backend.hpp).
     Backend& backend() const;
 
-    // Stops every stream (no handler runs after close returns) and releases the backend.
-    // Further calls throw StoreError(closed).
+    // Waits for outstanding asynchronous appends, stops every stream (no handler runs after
+    // close returns) and releases the engine. Further calls throw StoreError(closed).
     void close();
 
   private:

@@ -1,23 +1,47 @@
-// The backend port: what a storage engine provides so that the shared query evaluation,
-// streams and projections can run on it. Memory, SQLite and PostgreSQL implement it.
-// Users normally do not call a Backend directly; they use factstr::Store.
+// The engine port: what a storage engine (memory, SQLite, PostgreSQL) provides, and nothing
+// more. The contract's evaluation — query results and their two versions, the context
+// version, batch paging and the append_if decision — is written once above it
+// (factstr/internal/evaluation.hpp) and reaches an engine only through a LogView:
+//
+//   head()                the snapshot's highest committed sequence number
+//   ascending()           candidates of a query in a range, source by source, in blocks
+//   newest_first()        candidates at or below a position, newest first, in blocks
+//   batch_end_at()        where the batch holding a position ends
+//   commit_group()        the write path: one transaction for a group of requests
+//
+// An engine picks its candidates as it likes (chains, posting lists, SQL); the shared
+// evaluation verifies every candidate with the one matcher (CompiledQuery::matches), merges
+// the sources, applies the versions rule and pages. Users never see this header; they use
+// factstr::Store.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "factstr/internal/compiled_query.hpp"
 #include "factstr/json.hpp"
-#include "factstr/query.hpp"
+#include "factstr/options.hpp"
 #include "factstr/types.hpp"
 
 namespace factstr {
+
+class Env;
+
+namespace database {
+// The memory engine's home for the derived tables of the layers above (declared in
+// factstr/database/memory_database.hpp, made by make_memory_database()).
+class MemoryDatabase;
+std::shared_ptr<MemoryDatabase> make_memory_database();
+}  // namespace database
 
 // A validated event, ready to be written.
 struct PreparedEvent {
@@ -28,21 +52,73 @@ struct PreparedEvent {
 };
 
 // Validates a batch: not empty, every event type non-empty, every payload valid JSON.
-// Throws InvalidInput naming the event (by index) that is wrong.
+// Throws InvalidInput naming the event (by index) that is wrong. Costs one parse per payload.
 std::vector<PreparedEvent> prepare_events(std::vector<NewEvent>&& events);
 
-// One committed append as seen by a reader: the facts of that append that matched the
-// reader's filter (never empty) and the last sequence number of the whole append.
-struct CommittedBatch {
-    SequenceNumber last_sequence_number = 0;
-    std::vector<EventRecord> records;
+// A stored fact as an engine hands it over. The views are valid during the sink call only.
+struct StoredFact {
+    SequenceNumber sequence_number = 0;
+    std::int64_t occurred_at_us = 0;
+    std::string_view event_type;
+    std::string_view payload;  // compact JSON
+    SequenceNumber batch_last = 0;
 };
 
-struct BatchPage {
-    std::vector<CommittedBatch> batches;
-    // Every fact up to here was examined; a reader may move its position here even when
-    // no batch matched.
-    SequenceNumber scanned_through = 0;
+// Where an engine delivers candidates (implemented by the shared evaluation).
+class CandidateSink {
+  public:
+    virtual ~CandidateSink() = default;
+    // Called before the facts of each source. `sole`: this source alone holds every
+    // candidate of the read, so the sink may end it early. `padded`: every payload view is
+    // followed by json::kParsePadding readable bytes (parsed in place).
+    virtual void begin_source(bool sole, bool padded) = 0;
+    // A block of the current source's facts, in the read's order (ascending, or newest
+    // first). Returns false to end the current source; the engine then begins the next.
+    virtual bool take(std::span<const StoredFact> block) = 0;
+    // Newest-first reads: candidates at or below this number no longer matter (the newest
+    // match found so far); an engine may skip them.
+    virtual SequenceNumber floor() const { return 0; }
+    // Ascending reads: about how many matching facts the sink needs (it ends the source at
+    // the batch boundary after them); an engine reading in order may fetch that many first.
+    virtual std::size_t wanted() const { return SIZE_MAX; }
+};
+
+// One consistent view of the log: a read snapshot, or a write transaction that holds the
+// append lock. Used by one thread at a time, inside the call that lent it.
+class LogView {
+  public:
+    // For ascending(): read up to the view's head (an engine may learn the head in the same
+    // round trip as the candidates).
+    static constexpr SequenceNumber kThroughHead = ~SequenceNumber{0};
+
+    virtual ~LogView() = default;
+    // The highest committed sequence number in this view (0: empty log).
+    virtual SequenceNumber head() = 0;
+    // Candidates of `query` — a superset of its matches — with after < n <= end, source by
+    // source, each source ascending and without duplicates of its own (sources may overlap).
+    // Never a fact above the head. `query.matches_all()`: one source, every fact.
+    virtual void ascending(const CompiledQuery& query, SequenceNumber after, SequenceNumber end,
+                           CandidateSink& sink) = 0;
+    // Candidates of `query` with sink.floor() < n <= at_most, source by source, each newest
+    // first, until the sink ends the source. Not called for matches_all().
+    virtual void newest_first(const CompiledQuery& query, SequenceNumber at_most,
+                              CandidateSink& sink) = 0;
+    // The last sequence number of the batch holding `position` (0 < position <= head).
+    virtual SequenceNumber batch_end_at(SequenceNumber position) = 0;
+};
+
+// One caller's append (no context) or append_if, and its outcome.
+struct WriteRequest {
+    std::vector<PreparedEvent> events;
+    const CompiledQuery* context = nullptr;  // null: a plain append
+    std::optional<CompiledQuery> owned_context;  // for asynchronous requests: `context` points here
+    std::optional<SequenceNumber> expected;
+    std::optional<AppendIfResult> result;  // set by the commit, unless `error` is
+    std::exception_ptr error;
+    // Asynchronous requests: called once with the request when its outcome is known, on the
+    // thread that committed it. Empty: a blocking caller waits for `done`.
+    std::function<void(WriteRequest&)> completion;
+    bool done = false;
 };
 
 // Where a store keeps its data, so that layers above (projections) can open their own
@@ -52,36 +128,50 @@ struct DatabaseLocation {
     enum class Kind { memory, sqlite, postgres } kind = Kind::memory;
     std::string target;
     int busy_timeout_ms = 60000;  // SQLite: how long a writer waits for the write lock
+    // Memory: the engine's database for derived tables, living as long as the engine.
+    std::shared_ptr<database::MemoryDatabase> memory;
 };
 
+class GroupCommit;
+
+// An engine. Thread-safe: every member may be called from any thread at once.
 class Backend {
   public:
-    virtual ~Backend() = default;
+    Backend();
+    virtual ~Backend();
 
     virtual DatabaseLocation location() const = 0;
-
     // A description for messages, e.g. "sqlite:/tmp/facts.db". Never contains a password.
     virtual std::string describe() const = 0;
 
-    // Commits all events as one batch with one consecutive range, or nothing.
-    virtual AppendResult append(std::vector<PreparedEvent>&& events) = 0;
-    // Commits only when the highest sequence number matching `context` equals `expected`;
-    // the check and the write are one atomic step.
-    virtual AppendIfResult append_if(std::vector<PreparedEvent>&& events,
-                                     const CompiledQuery& context,
-                                     std::optional<SequenceNumber> expected) = 0;
-    virtual QueryResult query(const CompiledQuery& query) = 0;
-
-    // Committed batches with facts after `after`, oldest first, each reduced to the facts
-    // matching `filter`; batches with no matching fact are left out. Stops once about
-    // `max_facts` facts were collected, never inside a batch.
-    virtual BatchPage read_batches(SequenceNumber after, const CompiledQuery& filter,
-                                   std::size_t max_facts) = 0;
-
-    // The highest committed sequence number (0 for an empty log).
+    // ---- read side ------------------------------------------------------------------------
+    // Runs `fn` on a fresh read view (SQLite, PostgreSQL: a read transaction on a pooled
+    // connection; memory: under the shared lock). Cost: one snapshot.
+    virtual void read(const std::function<void(LogView&)>& fn) = 0;
+    // The highest committed sequence number (0 for an empty log). One round trip on
+    // PostgreSQL, one indexed read on SQLite, an atomic load on memory.
     virtual SequenceNumber head() = 0;
 
-    // Durable cursors. save_cursor never moves a cursor backwards.
+    // ---- write side -----------------------------------------------------------------------
+    // Commits a group of requests in one transaction, in order: each request's outcome goes
+    // into its result (the shared decide_group makes the append_if decisions) or error.
+    // Returns the new head, 0 when nothing was written. Called by one thread at a time.
+    virtual SequenceNumber commit_group(std::vector<WriteRequest*>& group) = 0;
+    // Whether commits share a transaction when requests overlap (SQLite, PostgreSQL: one
+    // fsync for the group). Memory commits each request at once under its lock.
+    virtual bool groups_commits() const { return true; }
+
+    // Capability: an engine that can decide a whole append_if inside its own statement says
+    // so here (PostgreSQL, for contexts of event types and top-level scalars). The decision
+    // must equal the shared one; statement_context_version() exposes the statement's view of
+    // the context version so that a differential test can hold the two side by side.
+    virtual bool decides_append_if_in_statement(const CompiledQuery&) const { return false; }
+    virtual std::optional<SequenceNumber> statement_context_version(const CompiledQuery&) {
+        return std::nullopt;
+    }
+
+    // ---- cursors, size, other processes ---------------------------------------------------
+    // Durable cursors. save_cursor never moves a cursor backwards. One statement each.
     virtual std::optional<SequenceNumber> load_cursor(std::string_view name) = 0;
     virtual void save_cursor(std::string_view name, SequenceNumber position,
                              std::string_view query_json) = 0;
@@ -97,21 +187,25 @@ class Backend {
     // Returns the head when other writers may have committed since the last call. Cheap.
     virtual std::optional<SequenceNumber> poll_external_commits() { return std::nullopt; }
 
+    // ---- written once, over the port ------------------------------------------------------
+    // The shared evaluation on a read view (see evaluation.hpp).
+    QueryResult query(const CompiledQuery& query, std::size_t limit = SIZE_MAX);
+    BatchPage read_batches(SequenceNumber after, const CompiledQuery& filter,
+                           std::size_t max_facts);
+    // Blocking writes through the group commit.
+    AppendResult append(std::vector<PreparedEvent>&& events);
+    AppendIfResult append_if(std::vector<PreparedEvent>&& events, const CompiledQuery& context,
+                             std::optional<SequenceNumber> expected);
+    // Asynchronous write: queued into the same group commit as the blocking calls;
+    // `request->completion` runs once its outcome is known. The request must stay alive until
+    // then. When no commit is running, the calling thread runs one (with everything queued
+    // meanwhile), so a few threads keep many requests in flight.
+    void submit(std::shared_ptr<WriteRequest> request);
+
     // The commit signal: `listener` is called with the new head after every commit made
     // through this object. Set once, before the first append.
     void set_commit_listener(std::function<void(SequenceNumber)> listener) {
         commit_listener_ = std::move(listener);
-    }
-
-    // State a layer above keeps per store (the memory store's derived tables): the object
-    // attached under `key`, made by `make` on first use. Thread-safe.
-    std::shared_ptr<void> attachment(const std::string& key,
-                                     const std::function<std::shared_ptr<void>()>& make) {
-        std::lock_guard lock(attachments_mutex_);
-        for (auto& [k, value] : attachments_)
-            if (k == key) return value;
-        attachments_.emplace_back(key, make());
-        return attachments_.back().second;
     }
 
   protected:
@@ -120,9 +214,9 @@ class Backend {
     }
 
   private:
+    void run_blocking(WriteRequest& request);
     std::function<void(SequenceNumber)> commit_listener_;
-    std::mutex attachments_mutex_;
-    std::vector<std::pair<std::string, std::shared_ptr<void>>> attachments_;
+    std::unique_ptr<GroupCommit> group_commit_;
 };
 
 // Opens the backend named by a URL: "memory:", "sqlite:PATH" (options as URL query),
@@ -132,34 +226,9 @@ std::unique_ptr<Backend> open_backend(std::string_view url);
 
 std::unique_ptr<Backend> make_memory_backend();
 
-struct SqliteOptions {
-    std::string path;
-    // full: a commit is on disk when append returns (synchronous=FULL in WAL).
-    // normal: a power loss may drop the last commits; a process crash loses nothing.
-    enum class Sync { full, normal } sync = Sync::full;
-    // How long a writer waits for another process's write lock before failing.
-    int busy_timeout_ms = 60000;
-    // How often streams look for commits made by other processes.
-    int poll_interval_ms = 5;
-    // How many new facts each process keeps in its in-memory key map before a writer folds
-    // them into the file's payload key index (memory per process vs. work per fold).
-    int index_batch = 16384;
-};
-
-// Parses "sqlite:PATH[?sync=full|normal&busy_timeout_ms=N&poll_ms=N&index_batch=N]";
-// "sqlite://PATH" works too. Throws InvalidInput naming the unknown or malformed option.
-SqliteOptions parse_sqlite_url(std::string_view url);
 // Opens (creating when missing) a factstr SQLite file. Throws StoreError(schema_mismatch)
 // for a file that is not ours or of another schema version, without modifying it.
 std::unique_ptr<Backend> make_sqlite_backend(SqliteOptions options);
-
-struct PostgresOptions {
-    // A libpq connection string: "postgres://user:pw@host:5432/db?sslmode=require" or
-    // "host=… port=… dbname=… user=…"; every libpq parameter works.
-    std::string conninfo;
-    // How often streams look for commits made by other processes (LISTEN/NOTIFY wake-ups).
-    int poll_interval_ms = 5;
-};
 
 // Opens a factstr PostgreSQL database, creating the schema when the database has none.
 // Throws StoreError(schema_mismatch) for a database holding another schema (or another
@@ -173,8 +242,5 @@ std::unique_ptr<Backend> make_postgres_backend(std::string conninfo);
 // 63 characters); anything else is refused with InvalidInput before any SQL is sent.
 std::unique_ptr<Backend> bootstrap_postgres(std::string_view server_url,
                                             std::string_view database_name);
-
-// Bytes a memory backend holds for facts and indexes; 0 for other backends.
-std::size_t memory_backend_bytes(const Backend& backend);
 
 }  // namespace factstr

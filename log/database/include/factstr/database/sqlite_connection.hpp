@@ -108,7 +108,11 @@ class Resetting {
 
 class Connection {
   public:
-    Connection(const std::string& path, int flags, int busy_timeout_ms);
+    // Opens `path` with sqlite3_open_v2 `flags` (SQLITE_OPEN_NOMUTEX is added). `vfs_name` is
+    // the SQLite VFS to open it through, e.g. factstr::sqlite_vfs_name(env); empty: SQLite's
+    // default VFS. Throws StoreError(storage_failure) when the file cannot be opened.
+    Connection(const std::string& path, int flags, int busy_timeout_ms,
+               const std::string& vfs_name = {});
     ~Connection();
     Connection(const Connection&) = delete;
     Connection& operator=(const Connection&) = delete;
