@@ -131,7 +131,7 @@ struct VfsFile {
         file = reinterpret_cast<sqlite3_file*>(memory.data());
         int out_flags = 0;
         REQUIRE(vfs->xOpen(vfs, path.c_str(), file,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_MAIN_JOURNAL,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_MAIN_DB,
                            &out_flags) == SQLITE_OK);
     }
     ~VfsFile() { file->pMethods->xClose(file); }
@@ -200,12 +200,16 @@ TEST_CASE("advancing the system clocks of a fault-injecting env adds to the real
           "[env]") {
     FaultInjectingEnv env;  // Clocks::system
     env.advance(seconds(3600));
-    const auto wall_skew = env.now() - Env::system().now();
-    CHECK(wall_skew > seconds(3599));
-    CHECK(wall_skew <= seconds(3600));
-    const auto monotonic_skew = env.monotonic_now() - std::chrono::steady_clock::now();
-    CHECK(monotonic_skew > seconds(3599));
-    CHECK(monotonic_skew <= seconds(3600));
+    const auto wall_before = Env::system().now();
+    const auto wall = env.now();
+    const auto wall_after = Env::system().now();
+    CHECK(wall >= wall_before + seconds(3600));
+    CHECK(wall <= wall_after + seconds(3600));
+    const auto monotonic_before = std::chrono::steady_clock::now();
+    const auto monotonic = env.monotonic_now();
+    const auto monotonic_after = std::chrono::steady_clock::now();
+    CHECK(monotonic >= monotonic_before + seconds(3600));
+    CHECK(monotonic <= monotonic_after + seconds(3600));
 }
 
 TEST_CASE("a clock cannot be advanced backwards and a fault cannot be armed for the 0th op",
@@ -370,7 +374,7 @@ TEST_CASE("each fault reaches SQLite as the unix VFS reports the failing system 
     TempDir dir;
     FaultInjectingEnv env;
     const std::string name = sqlite_vfs_name(env);
-    const std::string path = dir.file("raw");
+    const std::string path = dir.file("raw.db");
     VfsFile file(name, path);
     REQUIRE(file.write(std::string(100, 'a'), 0) == SQLITE_OK);
 

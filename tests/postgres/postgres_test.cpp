@@ -6,12 +6,14 @@
 
 #include <atomic>
 #include <map>
+#include <random>
 #include <memory>
 #include <set>
 #include <thread>
 
 #include "../support/helpers.hpp"
 #include "../support/postgres_env.hpp"
+#include "factstr/internal/backend.hpp"
 #include "raw.hpp"
 
 using namespace factstr;
@@ -372,4 +374,78 @@ TEST_CASE("append_if decides by the shared matcher also where SQL containment is
     CHECK(store.append_if({event("x", "{}")}, EventQuery{}, SequenceNumber{3}).conflict());
     CHECK(store.append_if({event("x", "{}")}, EventQuery{}, SequenceNumber{4}).append_result());
     CHECK(store.head() == 5);
+}
+
+// The port's declared capability: PostgreSQL decides a lone append_if on event types and
+// top-level scalars inside its INSERT statement. Its view of the context version must be the
+// shared evaluation's, on random facts and queries — and append_if must agree with both.
+TEST_CASE("the in-statement append_if decision equals the shared evaluation on random facts",
+          "[postgres][differential]") {
+    (void)server_available;
+    Store store = bootstrap(postgres_server_url(), fresh_database_name());
+    std::mt19937 random(20261203);
+    auto pick = [&](int n) { return static_cast<int>(random() % static_cast<unsigned>(n)); };
+    const std::vector<std::string> type_names{"Opened", "Deposited", "Closed"};
+    auto scalar = [&]() -> std::string {
+        switch (pick(5)) {
+            case 0: return std::to_string(pick(4));
+            case 1: return "\"s" + std::to_string(pick(3)) + "\"";
+            case 2: return pick(2) ? "true" : "false";
+            case 3: return "null";
+            default: return std::to_string(pick(3)) + ".0";
+        }
+    };
+    auto payload = [&] {
+        std::string out = "{";
+        for (const char* key : {"a", "b", "c"}) {
+            if (pick(3) == 0) continue;
+            if (out.size() > 1) out += ',';
+            out += std::string("\"") + key + "\":" + scalar();
+        }
+        if (pick(4) == 0) out += std::string(out.size() > 1 ? "," : "") + "\"n\":{\"x\":1}";
+        return out + "}";
+    };
+    for (int batch = 0; batch < 60; ++batch) {
+        std::vector<NewEvent> events;
+        for (int i = 0, n = 1 + pick(4); i < n; ++i)
+            events.push_back(event(type_names[pick(3)], payload()));
+        (void)store.append(std::move(events));
+    }
+    Backend& engine = store.backend();
+    int exact = 0;
+    for (int round = 0; round < 200; ++round) {
+        EventQuery query;
+        query.filters.emplace();
+        for (int f = 0, n = 1 + pick(2); f < n; ++f) {
+            EventFilter filter;
+            if (pick(3)) filter.event_types = std::vector<std::string>{type_names[pick(3)]};
+            if (pick(3) || !filter.event_types) {
+                std::string predicate = "{";
+                for (const char* key : {"a", "b"}) {
+                    if (pick(2) == 0 && predicate.size() > 1) continue;
+                    if (predicate.size() > 1) predicate += ',';
+                    predicate += std::string("\"") + key + "\":" + scalar();
+                }
+                filter.payload_predicates = std::vector<std::string>{predicate + "}"};
+            }
+            query.filters->push_back(std::move(filter));
+        }
+        const CompiledQuery compiled(query);
+        const auto shared = store.query(query).current_context_version;
+        if (!engine.decides_append_if_in_statement(compiled)) continue;
+        ++exact;
+        INFO("query " << to_json(query));
+        CHECK(engine.statement_context_version(compiled) == shared);
+        // A wrong expectation conflicts, naming the shared version; the right one commits.
+        const std::optional<SequenceNumber> wrong =
+            shared ? std::optional<SequenceNumber>(*shared + 1000) : std::optional<SequenceNumber>(1);
+        const AppendIfResult refused = store.append_if({event("Probe", "{}")}, query, wrong);
+        REQUIRE_FALSE(refused.committed());
+        CHECK(refused.conflict()->actual_context_version == shared);
+        if (round % 10 == 0) {
+            const AppendIfResult accepted = store.append_if({event("Probe", "{}")}, query, shared);
+            CHECK(accepted.committed());
+        }
+    }
+    CHECK(exact > 50);
 }

@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include <factstr/json.hpp>
 #include <factstr/query.hpp>
 #include <mutex>
 #include <string>

@@ -11,7 +11,7 @@
 
 #include <cstdint>
 #include <cstring>
-#include <factstr/backend.hpp>
+#include <factstr/types.hpp>
 #include <factstr/types.hpp>
 #include <span>
 #include <string>
