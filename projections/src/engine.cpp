@@ -8,6 +8,7 @@
 #include <set>
 #include <thread>
 
+#include "factstr/env.hpp"
 #include "factstr/projections.hpp"
 #include "plan.hpp"
 #include "projector.hpp"
@@ -243,8 +244,8 @@ void Engine::stop() {
 
 bool Engine::wait_caught_up(std::chrono::milliseconds timeout) {
     const SequenceNumber head = impl_->store.head();
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    auto next_meta = std::chrono::steady_clock::now();
+    const auto deadline = factstr::Env::system().monotonic_now() + timeout;
+    auto next_meta = factstr::Env::system().monotonic_now();
     std::set<std::string> held_elsewhere;
     while (true) {
         bool done = true;
@@ -264,7 +265,7 @@ bool Engine::wait_caught_up(std::chrono::milliseconds timeout) {
                     if (!impl_->running.count(name) && !impl_->refused.count(name))
                         unheld.push_back(name);
         }
-        if (!unheld.empty() && std::chrono::steady_clock::now() >= next_meta) {
+        if (!unheld.empty() && factstr::Env::system().monotonic_now() >= next_meta) {
             held_elsewhere.clear();
             try {
                 std::lock_guard lock(impl_->control_mutex);
@@ -273,12 +274,12 @@ bool Engine::wait_caught_up(std::chrono::milliseconds timeout) {
                         held_elsewhere.insert(row.name);
             } catch (const std::exception&) {
             }
-            next_meta = std::chrono::steady_clock::now() + std::chrono::milliseconds(10);
+            next_meta = factstr::Env::system().monotonic_now() + std::chrono::milliseconds(10);
         }
         for (const std::string& name : unheld)
             if (!held_elsewhere.count(name)) done = false;
         if (done) return true;
-        if (std::chrono::steady_clock::now() >= deadline) return false;
+        if (factstr::Env::system().monotonic_now() >= deadline) return false;
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
 }

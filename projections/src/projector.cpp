@@ -1,3 +1,4 @@
+#include "factstr/env.hpp"
 #include "projector.hpp"
 
 #include <algorithm>
@@ -23,7 +24,7 @@ void Projector::start(SequenceNumber checkpoint) {
         phase_ = Phase::running;
         error_.reset();
     }
-    last_write_ = std::chrono::steady_clock::now();
+    last_write_ = factstr::Env::system().monotonic_now();
     std::weak_ptr<Projector> weak = shared_from_this();
     subscription_ = store_.stream_pages(checkpoint, plan_.union_query(), page_facts_,
                                         [weak](const BatchPage& page, Completion done) {
@@ -76,7 +77,7 @@ std::optional<std::string> Projector::error() const {
 void Projector::on_page(const BatchPage& page, Completion done) {
     std::lock_guard apply(apply_mutex_);
     try {
-        const auto now = std::chrono::steady_clock::now();
+        const auto now = factstr::Env::system().monotonic_now();
         if (page.batches.empty()) {
             // Nothing to apply: the checkpoint is written now and then, so that a restart
             // does not re-read a long stretch of facts this projection ignores.

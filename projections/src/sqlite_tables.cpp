@@ -3,6 +3,7 @@
 #include <map>
 #include <set>
 
+#include "factstr/env.hpp"
 #include "factstr/database/sqlite_connection.hpp"
 #include "tables.hpp"
 
@@ -35,7 +36,7 @@ CREATE TABLE IF NOT EXISTS factstr_projection_workers (
 
 std::int64_t now_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
+               factstr::Env::system().now().time_since_epoch())
         .count();
 }
 

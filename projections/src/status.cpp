@@ -1,4 +1,5 @@
 // Projection status (state, lag, error) and the declarations recorded in a store.
+#include "factstr/env.hpp"
 #include "status.hpp"
 
 #include <algorithm>
@@ -43,7 +44,7 @@ ProjectionStatus status_of(Backend& backend, const MetaRow& meta, SequenceNumber
             status.lag_time =
                 std::max(std::chrono::milliseconds(0),
                          std::chrono::duration_cast<std::chrono::milliseconds>(
-                             std::chrono::system_clock::now() - pending->occurred_at));
+                             factstr::Env::system().now() - pending->occurred_at));
         }
     } catch (const Error&) {
         status.lag_facts = head > checkpoint ? head - checkpoint : 0;  // an unreadable declaration

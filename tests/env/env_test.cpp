@@ -7,6 +7,7 @@
 #include <factstr/database/sqlite_connection.hpp>
 #include <factstr/env.hpp>
 #include <factstr/errors.hpp>
+#include <factstr/factstr.hpp>
 #include <filesystem>
 #include <mutex>
 #include <string>
@@ -567,4 +568,39 @@ TEST_CASE("a write fault confined to the main file spares commits and fails the 
     const auto checked = check_with_default_vfs(path);
     CHECK(checked.rows == 6);
     CHECK(checked.integrity == "ok");
+}
+
+// The Env reaches a whole SQLite store through SqliteOptions::env: its clock stamps the
+// facts, and a failed write fails the append with a typed error and writes nothing.
+TEST_CASE("a SQLite store uses its Env: the clock stamps facts, a write fault fails the append",
+          "[env][store]") {
+    TempDir dir;
+    const std::string path = dir.file("store.db");
+    auto env = std::make_shared<FaultInjectingEnv>(FaultInjectingEnv::Clocks::manual);
+    SqliteOptions options;
+    options.env = env;
+    {
+        Store store = sqlite_store(path, options);
+        const AppendResult first = store.append({NewEvent{"A", R"({"n":1})"}});
+        CHECK(first.first_sequence_number == 1);
+        const QueryResult read = store.query(EventQuery{});
+        REQUIRE(read.event_records.size() == 1);
+        CHECK(json::format_rfc3339(read.event_records[0].occurred_at) ==
+              "2000-01-01T00:00:00.000000Z");
+        env->advance(std::chrono::seconds(90));
+        (void)store.append({NewEvent{"A", R"({"n":2})"}});
+        CHECK(json::format_rfc3339(store.query(EventQuery{}).event_records[1].occurred_at) ==
+              "2000-01-01T00:01:30.000000Z");
+
+        env->fail({FileOp::write, 1, FileFault::io_error, true});
+        CHECK_THROWS_AS(store.append({NewEvent{"A", R"({"n":3})"}}), StoreError);
+        env->clear_faults();
+        CHECK(store.head() == 2);
+        // The next append continues the range with no hole.
+        CHECK(store.append({NewEvent{"A", R"({"n":4})"}}).first_sequence_number == 3);
+    }
+    Store reopened = sqlite_store(path);
+    const QueryResult all = reopened.query(EventQuery{});
+    REQUIRE(all.event_records.size() == 3);
+    CHECK(all.event_records[2].payload == R"({"n":4})");
 }

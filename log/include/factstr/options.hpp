@@ -1,10 +1,13 @@
 // Options of the persistent engines, as a store URL spells them or as a program sets them.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 
 namespace factstr {
+
+class Env;
 
 struct SqliteOptions {
     std::string path;
@@ -18,6 +21,9 @@ struct SqliteOptions {
     // How many new facts each process keeps in its in-memory key map before a writer folds
     // them into the file's payload key index (memory per process vs. work per fold).
     int index_batch = 16384;
+    // The clock and file faults (factstr/env.hpp); null: Env::system(). Shared so that it
+    // outlives every connection of the store. Set from code only (no URL option).
+    std::shared_ptr<Env> env;
 };
 
 // Parses "sqlite:PATH[?sync=full|normal&busy_timeout_ms=N&poll_ms=N&index_batch=N]";

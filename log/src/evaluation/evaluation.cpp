@@ -1,5 +1,7 @@
 #include "factstr/internal/evaluation.hpp"
 
+#include "factstr/env.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <numeric>
@@ -244,9 +246,7 @@ std::vector<AcceptedWrite> decide_group(LogView& view, SequenceNumber head,
 }
 
 std::int64_t now_micros() {
-    return std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now())
-        .time_since_epoch()
-        .count();
+    return Env::system().now().time_since_epoch().count();
 }
 
 }  // namespace factstr

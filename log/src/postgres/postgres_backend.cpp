@@ -36,6 +36,7 @@
 #include <thread>
 #include <type_traits>
 
+#include "factstr/env.hpp"
 #include "factstr/internal/evaluation.hpp"
 #include "factstr/internal/backend.hpp"
 #include "factstr/errors.hpp"
@@ -615,7 +616,7 @@ class PostgresBackend final : public Backend {
             if (notify->be_pid != own_pid) wake = true;
             PQfreemem(notify);
         }
-        const auto now = std::chrono::steady_clock::now();
+        const auto now = factstr::Env::system().monotonic_now();
         if (!wake && now - last_poll_head_ < std::chrono::seconds(1)) return std::nullopt;
         last_poll_head_ = now;
         return head();

@@ -2,6 +2,7 @@
 // and commits of other processes (see sqlite_engine.hpp for the design).
 #include <sys/stat.h>
 
+#include "factstr/env.hpp"
 #include "factstr/errors.hpp"
 #include "factstr/internal/evaluation.hpp"
 #include "reading.hpp"
@@ -30,7 +31,10 @@ class ReadTransaction {
 
 }  // namespace
 
-SqliteBackend::SqliteBackend(SqliteOptions options) : options_(std::move(options)) {
+SqliteBackend::SqliteBackend(SqliteOptions options)
+    : options_(std::move(options)),
+      env_(options_.env ? *options_.env : Env::system()),
+      vfs_name_(sqlite_vfs_name(env_)) {
     refuse_foreign_file(options_.path);
     writer_ = open_connection(SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     ensure_schema(*writer_, types_);
@@ -40,7 +44,8 @@ SqliteBackend::SqliteBackend(SqliteOptions options) : options_(std::move(options
 }
 
 std::unique_ptr<Connection> SqliteBackend::open_connection(int flags) {
-    auto connection = std::make_unique<Connection>(options_.path, flags, options_.busy_timeout_ms);
+    auto connection =
+        std::make_unique<Connection>(options_.path, flags, options_.busy_timeout_ms, vfs_name_);
     connection->exec("PRAGMA cache_size=-32768");
     return connection;
 }
@@ -95,7 +100,7 @@ void SqliteBackend::save_cursor(std::string_view name, SequenceNumber position,
     save->bind(1, name)
         .bind(2, static_cast<std::int64_t>(position))
         .bind(3, query_json)
-        .bind(4, now_micros());
+        .bind(4, env_.now().time_since_epoch().count());
     save->run();
 }
 

@@ -65,7 +65,9 @@ class SqliteBackend final : public Backend {
     template <class Fn>
     auto with_reader(Fn&& fn);
 
-    SqliteOptions options_;
+    SqliteOptions options_;  // first: its Env outlives every connection below
+    Env& env_;
+    std::string vfs_name_;  // the Env's SQLite VFS ("" for the system Env)
 
     std::mutex write_mutex_;
     std::unique_ptr<Connection> writer_;

@@ -1,5 +1,6 @@
 // The SQLite engine's write path: one transaction per group (BEGIN IMMEDIATE takes the file's
 // write lock, so the context checks and the inserts are one atomic step across processes).
+#include "factstr/env.hpp"
 #include "factstr/errors.hpp"
 #include "factstr/internal/evaluation.hpp"
 #include "reading.hpp"
@@ -22,7 +23,7 @@ SequenceNumber SqliteBackend::commit_group(std::vector<WriteRequest*>& group) {
         SqliteView view(db, types_, tail_);
         head = committed_before = view.head();
         accepted = decide_group(view, head, group);
-        const std::int64_t now = now_micros();
+        const std::int64_t now = env_.now().time_since_epoch().count();
         for (const AcceptedWrite& write : accepted) {
             const auto& events = write.request->events;
             const SequenceNumber last = write.first_sequence_number + events.size() - 1;

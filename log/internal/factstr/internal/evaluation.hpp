@@ -48,8 +48,8 @@ struct AcceptedWrite {
 std::vector<AcceptedWrite> decide_group(LogView& view, SequenceNumber head,
                                         const std::vector<WriteRequest*>& group);
 
-// Microseconds since 1970 (UTC) on the process's wall clock: the occurred_at of appended
-// facts. One clock read.
+// Microseconds since 1970 (UTC) on Env::system()'s wall clock: the occurred_at of facts
+// appended to memory and PostgreSQL (SQLite reads its store's Env). One clock read.
 std::int64_t now_micros();
 
 }  // namespace factstr
