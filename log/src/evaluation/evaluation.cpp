@@ -47,6 +47,7 @@ class Collector final : public CandidateSink {
     }
 
     std::size_t wanted() const override { return limit_; }
+    bool needs_batch_ends() const override { return whole_batches_; }
 
     // The collected facts in ascending order, cut at the limit. `cut`: the limit left facts
     // out (everything up to ceiling() was examined).

@@ -266,7 +266,7 @@ class MemoryBackend final : public Backend {
             end = std::min<SequenceNumber>(end, engine_.slots_.size());
             if (after >= end) return;
             const Plan plan = engine_.make_plan(query);
-            Blocks blocks(engine_, sink, plan, true);
+            Blocks blocks(engine_, sink, plan, sink.needs_batch_ends());
             // Scan the range or walk the chains, whichever touches fewer facts.
             if (plan.scan || end - after <= plan.chain_cost) {
                 sink.begin_source(true, true);

@@ -81,6 +81,9 @@ class CandidateSink {
     // Ascending reads: about how many matching facts the sink needs (it ends the source at
     // the batch boundary after them); an engine reading in order may fetch that many first.
     virtual std::size_t wanted() const { return SIZE_MAX; }
+    // Whether the sink reads StoredFact::batch_last (pages do, queries do not): an engine for
+    // which finding a batch's end costs work (memory walks the batch) may leave it 0.
+    virtual bool needs_batch_ends() const { return true; }
 };
 
 // One consistent view of the log: a read snapshot, or a write transaction that holds the
