@@ -164,8 +164,8 @@ int run(const Globals& globals) {
     const std::string suffix = run_number == 1 ? "" : fmt::format("-{}", run_number);
     const std::string alice = "alice" + suffix, bob = "bob" + suffix, carol = "carol" + suffix;
 
-    bank.step(fmt::format("factstr demo — the bank example on {} (run {})",
-                          store.describe(), run_number));
+    bank.step(fmt::format("factstr demo — the bank example on {} (run {})", store.describe(),
+                          run_number));
     bank.step("1. open accounts (append_if: only when the account does not exist yet)");
     bank.open_account(alice, "Alice");
     bank.open_account(bob, "Bob");

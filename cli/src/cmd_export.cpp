@@ -1,5 +1,5 @@
-// factstr export: the whole log as NDJSON, one fact per line, paged with Store::for_each_batch so the
-// log never sits in memory. Each line carries "batch_last", the last sequence number of the
+// factstr export: the whole log as NDJSON, one fact per line, paged with Store::for_each_batch so
+// the log never sits in memory. Each line carries "batch_last", the last sequence number of the
 // append the fact belongs to, so that import can rebuild the batch boundaries.
 #include <cstdio>
 #include <memory>

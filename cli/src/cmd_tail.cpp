@@ -75,22 +75,23 @@ int run(const TailOptions& options, const Globals& globals) {
         options.from ? *options.from : (head > options.last ? head - options.last : 0);
 
     if (!options.follow) {
-        store.for_each_batch(position, head, query, 1000, [&](const factstr::CommittedBatch& batch) {
-            printer.print(batch.records);
-            return !stop_requested();
-        });
+        store.for_each_batch(position, head, query, 1000,
+                             [&](const factstr::CommittedBatch& batch) {
+                                 printer.print(batch.records);
+                                 return !stop_requested();
+                             });
         store.close();
         return exit_ok;
     }
     // The store's replay-then-live stream: the log after `position`, then every commit, with
     // no gap and no duplicate at the hand-over.
-    factstr::Subscription subscription = store.stream_pages(
-        position, filtered ? std::optional(query) : std::nullopt, 1000,
-        [printer](const factstr::BatchPage& page, factstr::Completion done) {
-            for (const auto& batch : page.batches)
-                printer.print(batch.records);
-            done.succeed();
-        });
+    factstr::Subscription subscription =
+        store.stream_pages(position, filtered ? std::optional(query) : std::nullopt, 1000,
+                           [printer](const factstr::BatchPage& page, factstr::Completion done) {
+                               for (const auto& batch : page.batches)
+                                   printer.print(batch.records);
+                               done.succeed();
+                           });
     while (!stop_requested() && subscription.active())
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
     if (!stop_requested() && subscription.failure())

@@ -1,8 +1,8 @@
 #include <charconv>
 #include <string>
 
-#include "factstr/internal/backend.hpp"
 #include "factstr/errors.hpp"
+#include "factstr/internal/backend.hpp"
 
 namespace factstr {
 namespace {

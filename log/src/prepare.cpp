@@ -1,7 +1,7 @@
 #include <string>
 
-#include "factstr/internal/backend.hpp"
 #include "factstr/errors.hpp"
+#include "factstr/internal/backend.hpp"
 
 namespace factstr {
 

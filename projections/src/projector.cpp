@@ -1,5 +1,5 @@
-#include "factstr/env.hpp"
 #include "projector.hpp"
+#include "factstr/env.hpp"
 
 #include <algorithm>
 

@@ -3,8 +3,8 @@
 #include <map>
 #include <set>
 
-#include "factstr/env.hpp"
 #include "factstr/database/sqlite_connection.hpp"
+#include "factstr/env.hpp"
 #include "tables.hpp"
 
 namespace factstr::projections::detail {

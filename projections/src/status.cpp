@@ -1,6 +1,6 @@
 // Projection status (state, lag, error) and the declarations recorded in a store.
-#include "factstr/env.hpp"
 #include "status.hpp"
+#include "factstr/env.hpp"
 
 #include <algorithm>
 
@@ -41,10 +41,9 @@ ProjectionStatus status_of(Backend& backend, const MetaRow& meta, SequenceNumber
         const Plan plan(parse_projection(meta.declaration));
         if (auto pending = first_pending(backend, plan.union_query(), checkpoint, head)) {
             status.lag_facts = head - checkpoint;
-            status.lag_time =
-                std::max(std::chrono::milliseconds(0),
-                         std::chrono::duration_cast<std::chrono::milliseconds>(
-                             factstr::Env::system().now() - pending->occurred_at));
+            status.lag_time = std::max(std::chrono::milliseconds(0),
+                                       std::chrono::duration_cast<std::chrono::milliseconds>(
+                                           factstr::Env::system().now() - pending->occurred_at));
         }
     } catch (const Error&) {
         status.lag_facts = head > checkpoint ? head - checkpoint : 0;  // an unreadable declaration

@@ -152,8 +152,7 @@ void Store::append_if_async(std::vector<NewEvent> events, const EventQuery& cont
                             std::optional<SequenceNumber> expected_context_version,
                             AppendDone done) {
     impl_->open_backend();
-    if (!done)
-        throw InvalidInput(ErrorCode::invalid_argument, "append_if_async needs a callback");
+    if (!done) throw InvalidInput(ErrorCode::invalid_argument, "append_if_async needs a callback");
     auto request = std::make_shared<WriteRequest>();
     request->events = prepare_events(std::move(events));
     request->owned_context.emplace(context_query);

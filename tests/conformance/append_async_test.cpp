@@ -68,7 +68,8 @@ TEST_CASE("asynchronous appends from a few threads get consecutive ranges withou
         REQUIRE(range);
         CHECK(range->committed_count == 2);
         CHECK(range->last_sequence_number == range->first_sequence_number + 1);
-        for (SequenceNumber n = range->first_sequence_number; n <= range->last_sequence_number; ++n) {
+        for (SequenceNumber n = range->first_sequence_number; n <= range->last_sequence_number;
+             ++n) {
             CHECK_FALSE(taken[n]);
             taken[n] = true;
         }
@@ -81,7 +82,8 @@ TEST_CASE("asynchronous appends from a few threads get consecutive ranges withou
 TEST_CASE("asynchronous append_ifs on one context: exactly one per version commits",
           "[append_if][async]") {
     Store store = make_store();
-    const EventQuery context = query_of({EventFilter{std::vector<std::string>{"Opened"}, std::vector<std::string>{R"({"account":"a"})"}}});
+    const EventQuery context = query_of({EventFilter{
+        std::vector<std::string>{"Opened"}, std::vector<std::string>{R"({"account":"a"})"}}});
     constexpr std::size_t kTries = 8;
     Outcomes outcomes(kTries);
     for (std::size_t i = 0; i < kTries; ++i)
@@ -153,14 +155,13 @@ TEST_CASE("read_page and for_each_batch walk whole batches and reach the head", 
     for (int i = 0; i < 30; ++i)
         (void)store.append({event("A", "{}"), event("B", "{}"), event("A", "{}")});
     std::vector<SequenceNumber> seen;
-    const SequenceNumber reached =
-        store.for_each_batch(0, store.head(), query_of({types({"A"})}), 7,
-                             [&](const CommittedBatch& batch) {
-                                 CHECK(batch.records.size() == 2);
-                                 for (const auto& r : batch.records)
-                                     seen.push_back(r.sequence_number);
-                                 return true;
-                             });
+    const SequenceNumber reached = store.for_each_batch(0, store.head(), query_of({types({"A"})}),
+                                                        7, [&](const CommittedBatch& batch) {
+                                                            CHECK(batch.records.size() == 2);
+                                                            for (const auto& r : batch.records)
+                                                                seen.push_back(r.sequence_number);
+                                                            return true;
+                                                        });
     CHECK(reached == 90);
     CHECK(seen.size() == 60);
     CHECK(std::is_sorted(seen.begin(), seen.end()));

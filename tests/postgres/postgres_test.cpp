@@ -6,8 +6,8 @@
 
 #include <atomic>
 #include <map>
-#include <random>
 #include <memory>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -388,11 +388,16 @@ TEST_CASE("the in-statement append_if decision equals the shared evaluation on r
     const std::vector<std::string> type_names{"Opened", "Deposited", "Closed"};
     auto scalar = [&]() -> std::string {
         switch (pick(5)) {
-            case 0: return std::to_string(pick(4));
-            case 1: return "\"s" + std::to_string(pick(3)) + "\"";
-            case 2: return pick(2) ? "true" : "false";
-            case 3: return "null";
-            default: return std::to_string(pick(3)) + ".0";
+            case 0:
+                return std::to_string(pick(4));
+            case 1:
+                return "\"s" + std::to_string(pick(3)) + "\"";
+            case 2:
+                return pick(2) ? "true" : "false";
+            case 3:
+                return "null";
+            default:
+                return std::to_string(pick(3)) + ".0";
         }
     };
     auto payload = [&] {
@@ -438,7 +443,8 @@ TEST_CASE("the in-statement append_if decision equals the shared evaluation on r
         CHECK(engine.statement_context_version(compiled) == shared);
         // A wrong expectation conflicts, naming the shared version; the right one commits.
         const std::optional<SequenceNumber> wrong =
-            shared ? std::optional<SequenceNumber>(*shared + 1000) : std::optional<SequenceNumber>(1);
+            shared ? std::optional<SequenceNumber>(*shared + 1000)
+                   : std::optional<SequenceNumber>(1);
         const AppendIfResult refused = store.append_if({event("Probe", "{}")}, query, wrong);
         REQUIRE_FALSE(refused.committed());
         CHECK(refused.conflict()->actual_context_version == shared);

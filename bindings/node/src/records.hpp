@@ -11,8 +11,6 @@
 
 #include <cstdint>
 #include <cstring>
-#include <factstr/types.hpp>
-#include <factstr/types.hpp>
 #include <span>
 #include <string>
 #include <vector>

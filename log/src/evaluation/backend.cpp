@@ -44,8 +44,7 @@ AppendResult Backend::append(std::vector<PreparedEvent>&& events) {
     return *request.result->append_result();
 }
 
-AppendIfResult Backend::append_if(std::vector<PreparedEvent>&& events,
-                                  const CompiledQuery& context,
+AppendIfResult Backend::append_if(std::vector<PreparedEvent>&& events, const CompiledQuery& context,
                                   std::optional<SequenceNumber> expected) {
     WriteRequest request;
     request.events = std::move(events);

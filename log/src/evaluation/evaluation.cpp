@@ -38,9 +38,9 @@ class Collector final : public CandidateSink {
                     return false;
                 }
             }
-            records_.push_back(EventRecord{fact.sequence_number,
-                                           Timestamp(std::chrono::microseconds(fact.occurred_at_us)),
-                                           std::string(fact.event_type), std::string(fact.payload)});
+            records_.push_back(EventRecord{
+                fact.sequence_number, Timestamp(std::chrono::microseconds(fact.occurred_at_us)),
+                std::string(fact.event_type), std::string(fact.payload)});
             batch_lasts_.push_back(fact.batch_last);
         }
         return true;
@@ -177,9 +177,8 @@ QueryResult evaluate_query(LogView& view, const CompiledQuery& query, std::size_
         result.last_returned_sequence_number = result.event_records.back().sequence_number;
         // Every match above the cursor was returned, so the newest returned is the newest —
         // unless the limit left later matches out.
-        result.current_context_version = collector.cut()
-                                             ? context_version(view, query, end)
-                                             : result.last_returned_sequence_number;
+        result.current_context_version = collector.cut() ? context_version(view, query, end)
+                                                         : result.last_returned_sequence_number;
     } else {
         result.current_context_version = context_version(view, query, std::min(min, end));
     }

@@ -20,10 +20,10 @@
 #include <shared_mutex>
 #include <unordered_map>
 
+#include "factstr/database/memory_database.hpp"
 #include "factstr/errors.hpp"
 #include "factstr/internal/backend.hpp"
 #include "factstr/internal/evaluation.hpp"
-#include "factstr/database/memory_database.hpp"
 #include "memory_storage.hpp"
 
 namespace factstr {
@@ -408,6 +408,5 @@ class MemoryBackend final : public Backend {
 std::unique_ptr<Backend> make_memory_backend() {
     return std::make_unique<MemoryBackend>();
 }
-
 
 }  // namespace factstr

@@ -40,11 +40,11 @@
 #include <thread>
 #include <type_traits>
 
-#include "factstr/env.hpp"
-#include "factstr/internal/evaluation.hpp"
-#include "factstr/internal/backend.hpp"
-#include "factstr/errors.hpp"
 #include "factstr/database/postgres_connection.hpp"
+#include "factstr/env.hpp"
+#include "factstr/errors.hpp"
+#include "factstr/internal/backend.hpp"
+#include "factstr/internal/evaluation.hpp"
 
 namespace factstr {
 namespace postgres {
@@ -400,8 +400,8 @@ class PgView final : public LogView {
                 } else {
                     Command command = leaf_command(plan.leaves[j], sink.floor(), upper,
                                                    head_known_ ? head_ : 0, true);
-                    page = c_.exec_params(command.sql, command.params,
-                                          "reading the context version");
+                    page =
+                        c_.exec_params(command.sql, command.params, "reading the context version");
                 }
                 const PGresult* r = page.get();
                 const int n = PQntuples(r);
@@ -846,8 +846,8 @@ class PostgresBackend final : public Backend {
     SequenceNumber write_group(std::vector<WriteRequest*>& group, bool& commit_sent) {
         if (group.size() == 1 && group[0]->context &&
             decides_append_if_in_statement(*group[0]->context)) {
-            if (auto head = write_checked_in_sql(*group[0], make_plan(*group[0]->context),
-                                                 commit_sent))
+            if (auto head =
+                    write_checked_in_sql(*group[0], make_plan(*group[0]->context), commit_sent))
                 return *head;
             commit_sent = false;  // its transaction committed nothing
         }
@@ -943,7 +943,8 @@ class PostgresBackend final : public Backend {
                                                 : std::nullopt)};
         insert = newest_match_sql(plan, std::move(insert));
         // v.c, the newest match: the rows go in only when it is the expected version.
-        insert.sql = HEAD_CTE ", v AS (SELECT " + insert.sql + " AS c)" INSERT_ROWS_WHERE
+        insert.sql = HEAD_CTE ", v AS (SELECT " + insert.sql +
+                     " AS c)" INSERT_ROWS_WHERE
                      "(SELECT c FROM v) IS NOT DISTINCT FROM $6::bigint RETURNING 1)"
                      " SELECT h.m, n.c, CASE WHEN n.c > 0 THEN pg_notify('factstr_commits',"
                      " (h.m + $5::bigint)::text) END FROM h, (SELECT count(*) AS c FROM ins) n";

@@ -87,8 +87,8 @@ void KeyTail::add_committed(const std::vector<AcceptedWrite>& writes,
     seen_ = head;
 }
 
-KeyTail::Slice KeyTail::slice(std::uint64_t key, SequenceNumber indexed_through,
-                              SequenceNumber end, SequenceNumber above) const {
+KeyTail::Slice KeyTail::slice(std::uint64_t key, SequenceNumber indexed_through, SequenceNumber end,
+                              SequenceNumber above) const {
     Slice slice;
     if (indexed_through < base_)
         slice.uncovered.emplace_back(indexed_through, std::min(base_, end));
@@ -118,8 +118,8 @@ KeyTail::Candidates KeyTail::candidates(std::uint64_t key, SequenceNumber indexe
     return out;
 }
 
-std::uint64_t KeyTail::count(std::uint64_t key, SequenceNumber indexed_through,
-                             SequenceNumber low, SequenceNumber high) {
+std::uint64_t KeyTail::count(std::uint64_t key, SequenceNumber indexed_through, SequenceNumber low,
+                             SequenceNumber high) {
     std::lock_guard lock(mutex_);
     const Slice found = slice(key, indexed_through, high, low);
     std::uint64_t count = static_cast<std::uint64_t>(found.last - found.first);

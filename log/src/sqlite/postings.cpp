@@ -44,8 +44,7 @@ bool decode_postings(std::string_view bytes, std::vector<SequenceNumber>& out) {
     return shift == 0;
 }
 
-void add_postings(Connection& db, std::int64_t key,
-                  const std::vector<SequenceNumber>& sequences) {
+void add_postings(Connection& db, std::int64_t key, const std::vector<SequenceNumber>& sequences) {
     std::size_t next = 0;
     auto fill = [&](std::string& bytes, SequenceNumber& last, std::int64_t& entries) {
         while (next < sequences.size()) {
@@ -100,6 +99,5 @@ void add_postings(Connection& db, std::int64_t key,
         insert->run();
     }
 }
-
 
 }  // namespace factstr::sqlite

@@ -59,4 +59,3 @@ void for_each_indexed(Connection& db, std::int64_t key, SequenceNumber low, Sequ
 }
 
 }  // namespace factstr::sqlite
-

@@ -94,8 +94,8 @@ int validate_existing(Connection& db, const std::string& path) {
     if (version != std::to_string(kSchemaVersion))
         throw StoreError(ErrorCode::schema_mismatch,
                          "sqlite:" + path + " has factstr schema version " + version +
-                             ", this build reads versions 1 to " +
-                             std::to_string(kSchemaVersion) + "; it was left untouched");
+                             ", this build reads versions 1 to " + std::to_string(kSchemaVersion) +
+                             "; it was left untouched");
     return kSchemaVersion;
 }
 

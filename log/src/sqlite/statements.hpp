@@ -51,7 +51,8 @@ inline constexpr const char* kFinishVersion2 =
 inline constexpr const char* kVersion2Types =
     "SELECT type_id, sequence_number FROM facts WHERE sequence_number <= ?1"
     " ORDER BY type_id, sequence_number";
-inline constexpr const char* kVersion2IndexedThrough = "SELECT keys_indexed_through FROM index_state";
+inline constexpr const char* kVersion2IndexedThrough =
+    "SELECT keys_indexed_through FROM index_state";
 inline constexpr const char* kFinishVersion3 =
     "DROP INDEX IF EXISTS facts_by_type; ALTER TABLE index_state RENAME TO key_index_state;"
     " UPDATE factstr_meta SET value = '3' WHERE key = 'schema_version'";
@@ -65,9 +66,10 @@ inline constexpr const char* kHead = "SELECT max(sequence_number) FROM facts";
 inline constexpr const char* kScanAsc =
     "SELECT " FACT_COLUMNS
     " FROM facts WHERE sequence_number > ?1 AND sequence_number <= ?2 ORDER BY sequence_number";
-inline constexpr const char* kScanDesc = "SELECT " FACT_COLUMNS
-                                  " FROM facts WHERE sequence_number > ?1 AND sequence_number <= ?2"
-                                  " ORDER BY sequence_number DESC";
+inline constexpr const char* kScanDesc =
+    "SELECT " FACT_COLUMNS
+    " FROM facts WHERE sequence_number > ?1 AND sequence_number <= ?2"
+    " ORDER BY sequence_number DESC";
 // A key's posting rows that may hold sequence numbers in (?2, ?3]: ascending, a reader stops
 // at the first number above ?3; descending, they start at the row that covers ?3.
 inline constexpr const char* kPostingsAsc =
@@ -95,7 +97,8 @@ inline constexpr const char* kExtendPosting =
 inline constexpr const char* kInsertPosting =
     "INSERT INTO payload_postings (key_hash, last_sequence, entries, sequences)"
     " VALUES (?1, ?2, ?3, ?4)";
-inline constexpr const char* kBatchLastAt = "SELECT batch_last FROM facts WHERE sequence_number = ?1";
+inline constexpr const char* kBatchLastAt =
+    "SELECT batch_last FROM facts WHERE sequence_number = ?1";
 inline constexpr const char* kInsertFact =
     "INSERT INTO facts (" FACT_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5)";
 inline constexpr const char* kTypeByName = "SELECT id FROM event_types WHERE name = ?1";
@@ -110,8 +113,10 @@ inline constexpr const char* kCursors =
     "SELECT name, position, query_json FROM durable_streams ORDER BY name";
 inline constexpr const char* kDataVersion = "PRAGMA data_version";
 inline constexpr const char* kIndexedThrough = "SELECT keys_indexed_through FROM key_index_state";
-inline constexpr const char* kSetIndexedThrough = "UPDATE key_index_state SET keys_indexed_through = ?1";
-inline constexpr const char* kFactAt = "SELECT " FACT_COLUMNS " FROM facts WHERE sequence_number = ?1";
+inline constexpr const char* kSetIndexedThrough =
+    "UPDATE key_index_state SET keys_indexed_through = ?1";
+inline constexpr const char* kFactAt =
+    "SELECT " FACT_COLUMNS " FROM facts WHERE sequence_number = ?1";
 inline constexpr const char* kPayloadsAsc =
     "SELECT sequence_number, type_id, payload FROM facts"
     " WHERE sequence_number > ?1 AND sequence_number <= ?2 ORDER BY sequence_number";

@@ -51,9 +51,9 @@ const std::string& TypeCache::name_uncached(Connection& db, std::int64_t id) {
     Resetting find(db.statement(kTypeById));
     find->bind(1, id);
     if (!find->step())
-        throw StoreError(ErrorCode::corrupt_database, "sqlite:" + db.path() +
-                                                          ": a fact refers to unknown event type id " +
-                                                          std::to_string(id));
+        throw StoreError(ErrorCode::corrupt_database,
+                         "sqlite:" + db.path() + ": a fact refers to unknown event type id " +
+                             std::to_string(id));
     std::string name(find->text(0));
     return remember(id, name);
 }

@@ -32,8 +32,8 @@ SequenceNumber SqliteBackend::commit_group(std::vector<WriteRequest*>& group) {
                 const std::int64_t type = types_.intern(db, event.event_type, new_types);
                 Resetting insert(db.statement(kInsertFact));
                 insert->bind(1, static_cast<std::int64_t>(head))
-                    .bind(2, event.occurred_at ? event.occurred_at->time_since_epoch().count()
-                                               : now)
+                    .bind(2,
+                          event.occurred_at ? event.occurred_at->time_since_epoch().count() : now)
                     .bind(3, type)
                     .bind(4, event.payload.compact)
                     .bind(5, static_cast<std::int64_t>(last));

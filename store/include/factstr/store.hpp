@@ -204,8 +204,7 @@ class Store {
     // examined: pass it as the next `after` (a page may hold no batch and still move on).
     // Done when scanned_through >= head(). Costs one snapshot and at most a window of
     // max(16 × max_facts, 65536) sequence numbers.
-    BatchPage read_page(SequenceNumber after, const EventQuery& query,
-                        std::size_t max_facts) const;
+    BatchPage read_page(SequenceNumber after, const EventQuery& query, std::size_t max_facts) const;
 
     // Every committed batch after `after` whose last fact is at or below `through`, oldest
     // first, each reduced to its facts matching `query` (as read_page, which it calls with

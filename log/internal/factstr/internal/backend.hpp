@@ -113,7 +113,7 @@ class LogView {
 // One caller's append (no context) or append_if, and its outcome.
 struct WriteRequest {
     std::vector<PreparedEvent> events;
-    const CompiledQuery* context = nullptr;  // null: a plain append
+    const CompiledQuery* context = nullptr;      // null: a plain append
     std::optional<CompiledQuery> owned_context;  // for asynchronous requests: `context` points here
     std::optional<SequenceNumber> expected;
     std::optional<AppendIfResult> result;  // set by the commit, unless `error` is

@@ -18,8 +18,7 @@ namespace factstr {
 // of the whole log, ignoring min_sequence_number and the limit). Costs about the number of
 // candidates the engine hands over, plus one newest-first read when nothing was returned or
 // the limit cut the result.
-QueryResult evaluate_query(LogView& view, const CompiledQuery& query,
-                           std::size_t limit = SIZE_MAX);
+QueryResult evaluate_query(LogView& view, const CompiledQuery& query, std::size_t limit = SIZE_MAX);
 
 // The newest fact matching `query` at or below `at_most` (none when nothing matches): the
 // context version. Reads each candidate source newest first and stops at its first match.
