@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <factstr/types.hpp>
 #include <span>
 #include <string>
 #include <vector>
