@@ -235,7 +235,8 @@ void Engine::start() {
         impl_->stopping = false;
     }
     impl_->tick();  // claims right away: start() returns with the free projections running
-    impl_->lease_thread = std::thread([impl = impl_.get()] { impl->lease_loop(); });
+    impl_->lease_thread = impl_->store.env().start_thread(
+        "factstr-lease", [impl = impl_.get()] { impl->lease_loop(); });
 }
 
 void Engine::stop() {

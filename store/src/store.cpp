@@ -230,6 +230,10 @@ std::string Store::describe() const {
     return impl_->open_backend().describe();
 }
 
+Env& Store::env() const {
+    return impl_->open_backend().env();
+}
+
 std::optional<std::uint64_t> Store::storage_bytes() const {
     return impl_->open_backend().storage_bytes();
 }

@@ -221,7 +221,7 @@ void StreamHub::start_threads_locked() {
     if (!threads_.empty()) return;
     work_.emplace(io_.get_executor());
     for (unsigned i = 0; i < thread_count_; ++i)
-        threads_.emplace_back([this] { io_.run(); });
+        threads_.push_back(backend_.env().start_thread("factstr-stream", [this] { io_.run(); }));
     if (backend_.external_poll_interval().count() > 0) {
         poll_timer_.emplace(io_);
         schedule_poll();

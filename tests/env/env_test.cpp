@@ -3,6 +3,8 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <factstr/database/sqlite_connection.hpp>
 #include <factstr/env.hpp>
@@ -14,28 +16,15 @@
 #include <thread>
 #include <vector>
 
+#include "../support/temp_dir.hpp"
+
 using namespace factstr;
+using factstr::testing::TempDir;
 namespace fs = std::filesystem;
 using std::chrono::microseconds;
 using std::chrono::seconds;
 
 namespace {
-
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        static int counter = 0;
-        path = fs::temp_directory_path() /
-               ("factstr-env-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~TempDir() {
-        std::error_code ignored;
-        fs::remove_all(path, ignored);
-    }
-    std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 constexpr int kReadWriteCreate = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
 
@@ -222,7 +211,7 @@ TEST_CASE("a clock cannot be advanced backwards and a fault cannot be armed for 
 }
 
 TEST_CASE("SQLite's own clock through the env's VFS reads the env's wall clock", "[env]") {
-    TempDir dir;
+    TempDir dir{"factstr-env-test"};
     FaultInjectingEnv env(FaultInjectingEnv::Clocks::manual);
     sqlite::Connection db(dir.file("clock.db"), kReadWriteCreate, 1000, sqlite_vfs_name(env));
     auto& unix_time = db.statement("SELECT CAST(strftime('%s','now') AS INTEGER)");
@@ -325,7 +314,7 @@ TEST_CASE("sqlite_vfs_name registers one VFS per env until the env is destroyed"
     CHECK(sqlite3_vfs_find(first_name.c_str()) == nullptr);
     CHECK(sqlite3_vfs_find(second_name.c_str()) == nullptr);
 
-    TempDir dir;
+    TempDir dir{"factstr-env-test"};
     CHECK_THROWS_WITH(sqlite::Connection(dir.file("x.db"), kReadWriteCreate, 1000, first_name),
                       Catch::Contains("no such vfs"));
 }
@@ -344,7 +333,7 @@ TEST_CASE("threads asking for the VFS of one env at once get one registration", 
 
 TEST_CASE("a connection's reads, writes and syncs reach the env with the file they touch",
           "[env]") {
-    TempDir dir;
+    TempDir dir{"factstr-env-test"};
     const std::string path = dir.file("seen.db");
     RecordingEnv env;
     {
@@ -372,7 +361,7 @@ TEST_CASE("a connection's reads, writes and syncs reach the env with the file th
 }
 
 TEST_CASE("each fault reaches SQLite as the unix VFS reports the failing system call", "[env]") {
-    TempDir dir;
+    TempDir dir{"factstr-env-test"};
     FaultInjectingEnv env;
     const std::string name = sqlite_vfs_name(env);
     const std::string path = dir.file("raw.db");
@@ -422,7 +411,7 @@ TEST_CASE("each fault reaches SQLite as the unix VFS reports the failing system 
 }
 
 TEST_CASE("a failed open makes the connection throw a StoreError naming the file", "[env]") {
-    TempDir dir;
+    TempDir dir{"factstr-env-test"};
     FaultInjectingEnv env;
     env.fail({.op = FileOp::open});
     const std::string path = dir.file("unopenable.db");
@@ -438,7 +427,7 @@ TEST_CASE("a failed open makes the connection throw a StoreError naming the file
 
 TEST_CASE("a failed write fails the commit with a StoreError and the earlier rows stay readable",
           "[env][sqlite]") {
-    TempDir dir;
+    TempDir dir{"factstr-env-test"};
     const std::string path = dir.file("write.db");
     FaultInjectingEnv env;
     auto db = open_database(path, env);
@@ -459,7 +448,7 @@ TEST_CASE("a failed write fails the commit with a StoreError and the earlier row
 }
 
 TEST_CASE("no space on the disk fails the commit with SQLITE_FULL", "[env][sqlite]") {
-    TempDir dir;
+    TempDir dir{"factstr-env-test"};
     const std::string path = dir.file("full.db");
     FaultInjectingEnv env;
     auto db = open_database(path, env);
@@ -480,7 +469,7 @@ TEST_CASE("no space on the disk fails the commit with SQLITE_FULL", "[env][sqlit
 }
 
 TEST_CASE("a torn write to the WAL loses only the commit it belonged to", "[env][sqlite]") {
-    TempDir dir;
+    TempDir dir{"factstr-env-test"};
     const std::string path = dir.file("torn.db");
     FaultInjectingEnv env;
     auto db = open_database(path, env);
@@ -497,7 +486,7 @@ TEST_CASE("a torn write to the WAL loses only the commit it belonged to", "[env]
 
 TEST_CASE("every write failing from the n-th on fails each commit until the faults are cleared",
           "[env][sqlite]") {
-    TempDir dir;
+    TempDir dir{"factstr-env-test"};
     const std::string path = dir.file("sticky.db");
     FaultInjectingEnv env;
     auto db = open_database(path, env);
@@ -515,7 +504,7 @@ TEST_CASE("every write failing from the n-th on fails each commit until the faul
 }
 
 TEST_CASE("a failed sync of the WAL fails the commit with SQLITE_IOERR_FSYNC", "[env][sqlite]") {
-    TempDir dir;
+    TempDir dir{"factstr-env-test"};
     const std::string path = dir.file("sync.db");
     FaultInjectingEnv env;
     auto db = open_database(path, env);
@@ -533,7 +522,7 @@ TEST_CASE("a failed sync of the WAL fails the commit with SQLITE_IOERR_FSYNC", "
 
 TEST_CASE("a failed read fails the query with SQLITE_IOERR_READ and the next one succeeds",
           "[env][sqlite]") {
-    TempDir dir;
+    TempDir dir{"factstr-env-test"};
     const std::string path = dir.file("read.db");
     FaultInjectingEnv env;
     {
@@ -553,7 +542,7 @@ TEST_CASE("a failed read fails the query with SQLITE_IOERR_READ and the next one
 
 TEST_CASE("a write fault confined to the main file spares commits and fails the checkpoint",
           "[env][sqlite]") {
-    TempDir dir;
+    TempDir dir{"factstr-env-test"};
     const std::string path = dir.file("checkpoint.db");
     FaultInjectingEnv env;
     auto db = open_database(path, env);
@@ -574,7 +563,7 @@ TEST_CASE("a write fault confined to the main file spares commits and fails the 
 // facts, and a failed write fails the append with a typed error and writes nothing.
 TEST_CASE("a SQLite store uses its Env: the clock stamps facts, a write fault fails the append",
           "[env][store]") {
-    TempDir dir;
+    TempDir dir{"factstr-env-test"};
     const std::string path = dir.file("store.db");
     auto env = std::make_shared<FaultInjectingEnv>(FaultInjectingEnv::Clocks::manual);
     SqliteOptions options;
@@ -603,4 +592,74 @@ TEST_CASE("a SQLite store uses its Env: the clock stamps facts, a write fault fa
     const QueryResult all = reopened.query(EventQuery{});
     REQUIRE(all.event_records.size() == 3);
     CHECK(all.event_records[2].payload == R"({"n":4})");
+}
+
+namespace {
+
+// Records the name of every thread started through it and how many are still running.
+class ThreadRecordingEnv : public FaultInjectingEnv {
+  public:
+    std::thread start_thread(std::string_view name, std::function<void()> body) override {
+        {
+            std::lock_guard lock(mutex);
+            names.emplace_back(name);
+            ++running;
+        }
+        return Env::start_thread(name, [this, body = std::move(body)] {
+            body();
+            std::lock_guard lock(mutex);
+            --running;
+        });
+    }
+    std::size_t started(const std::string& name) {
+        std::lock_guard lock(mutex);
+        return static_cast<std::size_t>(std::count(names.begin(), names.end(), name));
+    }
+    int still_running() {
+        std::lock_guard lock(mutex);
+        return running;
+    }
+
+    std::mutex mutex;
+    std::vector<std::string> names;
+    int running = 0;
+};
+
+}  // namespace
+
+// Every thread a store and its projection engine start goes through the store's Env, named,
+// and none is left running once the engine has stopped and the store has closed.
+TEST_CASE("every thread the library starts is started through the store's Env", "[env][store]") {
+    TempDir dir{"factstr-env-test"};
+    auto env = std::make_shared<ThreadRecordingEnv>();
+    SqliteOptions options;
+    options.env = env;
+    {
+        StoreOptions store_options;
+        store_options.stream_threads = 3;
+        Store store = sqlite_store(dir.file("threads.db"), options, store_options);
+        CHECK(&store.env() == env.get());
+        CHECK(env->still_running() == 0);  // nothing until something needs a thread
+
+        std::atomic<int> delivered{0};
+        Subscription live = store.stream_all(
+            [&](const Batch& batch) { delivered += static_cast<int>(batch.size()); });
+        (void)store.append({NewEvent{"A", "{}"}});
+        const auto deadline = std::chrono::steady_clock::now() + seconds(10);
+        while (delivered.load() == 0 && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        projections::Engine engine(store);
+        engine.start();
+        CHECK(env->started("factstr-stream") == 3);
+        CHECK(env->started("factstr-lease") == 1);
+        CHECK(env->still_running() == 4);
+        engine.stop();
+        CHECK(env->still_running() == 3);
+        live.unsubscribe();
+        store.close();
+        CHECK(env->still_running() == 0);
+        CHECK(delivered.load() == 1);
+    }
+    std::lock_guard lock(env->mutex);
+    CHECK(env->names.size() == 4);
 }

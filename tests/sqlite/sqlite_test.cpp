@@ -17,28 +17,13 @@
 #include "../support/contend.hpp"
 #include "../support/helpers.hpp"
 #include "../support/process.hpp"
+#include "../support/temp_dir.hpp"
 
 using namespace factstr;
 using namespace factstr::testing;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        static int counter = 0;
-        path = fs::temp_directory_path() / ("factstr-sqlite-test-" + std::to_string(::getpid()) +
-                                            "-" + std::to_string(counter++));
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~TempDir() {
-        std::error_code ignored;
-        fs::remove_all(path, ignored);
-    }
-    std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 std::string read_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
@@ -111,7 +96,7 @@ void check_log_integrity(const std::string& path) {
 }  // namespace
 
 TEST_CASE("a file that is not a SQLite database is refused and left untouched", "[sqlite]") {
-    TempDir dir;
+    TempDir dir{"factstr-sqlite-test"};
     const std::string path = dir.file("notes.txt");
     { std::ofstream(path) << "these are my notes, not a database\n"; }
     const std::string before = read_file(path);
@@ -121,7 +106,7 @@ TEST_CASE("a file that is not a SQLite database is refused and left untouched", 
 }
 
 TEST_CASE("a SQLite database of another application is refused and left untouched", "[sqlite]") {
-    TempDir dir;
+    TempDir dir{"factstr-sqlite-test"};
     const std::string path = dir.file("other.db");
     raw_exec(path,
              "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT); "
@@ -139,7 +124,7 @@ TEST_CASE("a SQLite database of another application is refused and left untouche
 }
 
 TEST_CASE("a factstr file of a newer schema version is refused", "[sqlite]") {
-    TempDir dir;
+    TempDir dir{"factstr-sqlite-test"};
     const std::string path = dir.file("facts.db");
     { (void)open("sqlite:" + path).append({event("a")}); }
     raw_exec(path, "UPDATE factstr_meta SET value = '4' WHERE key = 'schema_version'");
@@ -241,7 +226,7 @@ void check_reads(const Store& store, EventQuery query, const Seqs& expected) {
 }  // namespace
 
 TEST_CASE("a version 1 file is converted on first open and reads the same", "[sqlite]") {
-    TempDir dir;
+    TempDir dir{"factstr-sqlite-test"};
     const std::string path = dir.file("v1.db");
     // A version 1 file: 3000 facts over 7 accounts, the first 2000 in payload_keys (folded),
     // the rest after keys_indexed_through (the tail every process rebuilds).
@@ -286,7 +271,7 @@ TEST_CASE("a version 1 file is converted on first open and reads the same", "[sq
 }
 
 TEST_CASE("a fact whose two fields share a key hash is listed once in the key index", "[sqlite]") {
-    TempDir dir;
+    TempDir dir{"factstr-sqlite-test"};
     const std::string path = dir.file("collide.db");
     // Key and value are hashed with a NUL between them: "a" = "b\u0000sc" and "a\u0000sb" =
     // "c" give the same bytes. Folds every fact, so that posting rows hold them.
@@ -309,7 +294,7 @@ TEST_CASE("a fact whose two fields share a key hash is listed once in the key in
 
 TEST_CASE("the payload key index answers across folds, full posting rows and the tail",
           "[sqlite]") {
-    TempDir dir;
+    TempDir dir{"factstr-sqlite-test"};
     const std::string path = dir.file("folded.db");
     // Folds every 1000 facts: 12 folds, a dense key ("currency", every fact) whose posting
     // rows fill up and roll over, sparse keys (50 accounts), a rare one, and a tail of 345.
@@ -403,7 +388,7 @@ TEST_CASE("the payload key index answers across folds, full posting rows and the
 
 TEST_CASE("a version 2 file is converted on first open: its type index becomes posting lists",
           "[sqlite]") {
-    TempDir dir;
+    TempDir dir{"factstr-sqlite-test"};
     const std::string path = dir.file("v2.db");
     // A version 2 file is a version 3 file without the event types' posting rows and with the
     // facts_by_type index: made so from one this build wrote (a fold every 500 facts, a tail).
@@ -482,7 +467,7 @@ TEST_CASE("append_if finds a type's newest match behind many candidates that do 
     // in the tail (no fold yet) and in posting rows (folded every 100 facts).
     for (const char* options : {"", "?index_batch=100"}) {
         INFO("options '" << options << "'");
-        TempDir dir;
+        TempDir dir{"factstr-sqlite-test"};
         Store store = open("sqlite:" + dir.file("types.db") + options);
         (void)store.append({event("opened", R"({"tags":["x"]})")});
         const SequenceNumber match =
@@ -508,7 +493,7 @@ TEST_CASE("append_if finds a type's newest match behind many candidates that do 
 }
 
 TEST_CASE("a corrupt factstr file gives a corrupt_database error", "[sqlite]") {
-    TempDir dir;
+    TempDir dir{"factstr-sqlite-test"};
     const std::string path = dir.file("facts.db");
     {
         Store store = open("sqlite:" + path);
@@ -531,7 +516,7 @@ TEST_CASE("a corrupt factstr file gives a corrupt_database error", "[sqlite]") {
 }
 
 TEST_CASE("sqlite URLs take sync and timeout options and reject unknown ones", "[sqlite]") {
-    TempDir dir;
+    TempDir dir{"factstr-sqlite-test"};
     CHECK(parse_sqlite_url("sqlite:" + dir.file("a.db") + "?sync=normal").sync ==
           SqliteOptions::Sync::normal);
     CHECK(parse_sqlite_url("sqlite:" + dir.file("a.db")).sync == SqliteOptions::Sync::full);
@@ -550,7 +535,7 @@ TEST_CASE("sqlite URLs take sync and timeout options and reject unknown ones", "
 TEST_CASE(
     "two processes appending with append_if yield one gap-free log that a serial order explains",
     "[sqlite][multiprocess]") {
-    TempDir dir;
+    TempDir dir{"factstr-sqlite-test"};
     const std::string path = dir.file("shared.db");
     { (void)open("sqlite:" + path); }
     const int rounds = 150;
@@ -611,7 +596,7 @@ TEST_CASE(
 
 TEST_CASE("a live stream in another process sees every fact once, in order",
           "[sqlite][multiprocess]") {
-    TempDir dir;
+    TempDir dir{"factstr-sqlite-test"};
     const std::string path = dir.file("shared.db");
     Store store = open("sqlite:" + path);
     (void)store.append({event("before")});  // not for the stream: committed before it registers
@@ -641,7 +626,7 @@ TEST_CASE(
     "kill -9 at random moments leaves no partial batch, no hole, and no cursor ahead of its "
     "handler",
     "[sqlite][crash]") {
-    TempDir dir;
+    TempDir dir{"factstr-sqlite-test"};
     const std::string path = dir.file("crash.db");
     const std::string handled = dir.file("handled.log");
     const std::string acked = dir.file("acked.log");

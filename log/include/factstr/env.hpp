@@ -1,5 +1,6 @@
 // The Env (after LevelDB's): what the engines ask of the world outside the process — the
-// wall clock, the monotonic clock and, for SQLite, file I/O — behind one interface, so that
+// wall clock, the monotonic clock, the threads the library starts and, for SQLite, file
+// I/O — behind one interface, so that
 // time-dependent tests and fault injection need no special builds (DESIGN.md §9).
 //
 // Env::system() is what every store uses unless told otherwise: the system clocks, no
@@ -10,9 +11,11 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "factstr/types.hpp"
@@ -74,6 +77,15 @@ class Env {
     // The clock for timeouts, leases and poll intervals: never goes backwards. Default:
     // std::chrono::steady_clock. Called from any thread at once.
     virtual std::chrono::steady_clock::time_point monotonic_now();
+
+    // Starts a thread the library needs, named `name` for top, ps -L and gdb (the first 15
+    // bytes). Every thread a store or a projection engine starts is started here, through the
+    // store's Env: the stream pool's workers ("factstr-stream"), the projection engine's lease
+    // loop ("factstr-lease") and PostgreSQL's statistics refresh ("factstr-analyze"). The
+    // caller owns the returned thread and joins it before its store closes; no thread outlives
+    // the store that started it. Default: a std::thread running `body`, named; one system
+    // call. Called from any thread at once. An override must start `body` exactly once.
+    virtual std::thread start_thread(std::string_view name, std::function<void()> body);
 
     // Called by the SQLite VFS of sqlite_vfs_name() before each open, read, write, sync and
     // truncate of a database, WAL or journal file, on the thread doing the I/O, from many

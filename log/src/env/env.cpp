@@ -1,5 +1,10 @@
 #include "factstr/env.hpp"
 
+#include <pthread.h>
+
+#include <string>
+#include <utility>
+
 namespace factstr {
 
 Env::~Env() {
@@ -20,6 +25,15 @@ Timestamp Env::now() {
 
 std::chrono::steady_clock::time_point Env::monotonic_now() {
     return std::chrono::steady_clock::now();
+}
+
+std::thread Env::start_thread(std::string_view name, std::function<void()> body) {
+    // Linux keeps 15 bytes of a thread's name and refuses longer ones.
+    std::string short_name(name.substr(0, 15));
+    return std::thread([short_name = std::move(short_name), body = std::move(body)] {
+        pthread_setname_np(pthread_self(), short_name.c_str());
+        body();
+    });
 }
 
 FileFault Env::before_file_op(const FileOperation&) {

@@ -755,7 +755,7 @@ class PostgresBackend final : public Backend {
         if (!analyzed_head_.compare_exchange_strong(analyzed, head)) return;
         if (analyzer_.joinable()) analyzer_.join();  // finished: analyzing_ is false
         analyzing_.store(true);
-        analyzer_ = std::thread([this] {
+        analyzer_ = env().start_thread("factstr-analyze", [this] {
             try {
                 with_connection([&](Connection& c) {
                     c.exec("ANALYZE facts", "refreshing the planner's statistics");

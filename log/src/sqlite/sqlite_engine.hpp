@@ -41,6 +41,7 @@ class SqliteBackend final : public Backend {
     explicit SqliteBackend(SqliteOptions options);
 
     std::string describe() const override { return "sqlite:" + options_.path; }
+    Env& env() override { return env_; }
     DatabaseLocation location() const override {
         return {DatabaseLocation::Kind::sqlite, options_.path, options_.busy_timeout_ms, nullptr};
     }

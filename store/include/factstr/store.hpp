@@ -257,6 +257,10 @@ class Store {
     // Bytes the store occupies: the SQLite file and its WAL, the PostgreSQL database, the
     // memory store's facts and indexes. nullopt when it cannot be told. One stat or query.
     std::optional<std::uint64_t> storage_bytes() const;
+    // The Env the store reads its clocks from and starts its threads through (factstr/env.hpp;
+    // SqliteOptions::env, else Env::system()). A layer above that starts a thread of its own
+    // (the projection engine) starts it here too. No I/O; thread-safe.
+    Env& env() const;
     // The engine (internal: for the layers above — projections — that reach the engine's
     // database; declared in factstr/internal/backend.hpp).
     Backend& backend() const;

@@ -27,6 +27,7 @@
 #include <string_view>
 #include <vector>
 
+#include "factstr/env.hpp"
 #include "factstr/internal/compiled_query.hpp"
 #include "factstr/json.hpp"
 #include "factstr/options.hpp"
@@ -144,6 +145,9 @@ class Backend {
     virtual ~Backend();
 
     virtual DatabaseLocation location() const = 0;
+    // The Env whose clocks this engine reads and through which the store above starts its
+    // threads: SqliteOptions::env for SQLite, Env::system() otherwise.
+    virtual Env& env() { return Env::system(); }
     // A description for messages, e.g. "sqlite:/tmp/facts.db". Never contains a password.
     virtual std::string describe() const = 0;
 
